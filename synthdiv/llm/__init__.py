@@ -1,0 +1,1 @@
+"""LLM backends: embedded (llama.cpp GGUF), vllm (ray.data.llm), openai (HTTP)."""

@@ -1,0 +1,53 @@
+"""Ray is initialised here and nowhere else, from the ``runtime:`` config block."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from synthdiv.config import RuntimeConfig
+
+# Workers inherit these: one BLAS thread per task keeps small machines from oversubscribing, and
+# model code must never reach for a hub at run time.
+WORKER_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+}
+
+
+def default_num_cpus() -> int:
+    # Ray actor pools with fractional CPUs deadlock on 2 real cores unless Ray sees more slots.
+    return max(8, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def ray_session(runtime: RuntimeConfig | None) -> Iterator[None]:
+    """Connect to (or start) Ray for the duration of a stage.
+
+    If Ray is already initialised (a test fixture, or a driver inside a Ray job) it is reused and
+    left running; a Ray started here is always shut down, even on error.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    runtime = runtime or RuntimeConfig()
+    if runtime.ray_address is None:  # a local Ray needs no token; a remote one brings its own
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs: dict = {
+        "runtime_env": {"env_vars": WORKER_ENV},
+        "log_to_driver": True,
+        "include_dashboard": False,
+    }
+    if runtime.ray_address:
+        kwargs = {"address": runtime.ray_address, "runtime_env": kwargs["runtime_env"]}
+    else:
+        kwargs["num_cpus"] = runtime.num_cpus or default_num_cpus()
+    ray.init(**kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()

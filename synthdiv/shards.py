@@ -1,0 +1,90 @@
+"""Sharded stage outputs with completion markers, on local disk or any fsspec filesystem (s3://).
+
+Every long stage (generate, embed, judge, train data) writes its output as shards. A shard is
+written under a temporary name and renamed into place, then its marker is written; the stage's
+``_SUCCESS`` is written last. A rerun lists finished shards and skips them, so a killed job
+resumes, and a reader never sees a torn shard.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import fsspec
+
+SUCCESS = "_SUCCESS"
+MARKER_SUFFIX = ".done"
+
+
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem and the path within it for a local path or URI."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    return fs, path
+
+
+class ShardedOutput:
+    """A directory of shards named ``<prefix>-<index:05d>.<ext>`` with per-shard markers."""
+
+    def __init__(self, uri: str, ext: str, prefix: str = "part"):
+        self.uri = uri.rstrip("/")
+        self.fs, self.root = filesystem(self.uri)
+        self.ext = ext
+        self.prefix = prefix
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def shard_path(self, index: int) -> str:
+        return posixpath.join(self.root, f"{self.prefix}-{index:05d}.{self.ext}")
+
+    def _marker(self, index: int) -> str:
+        return self.shard_path(index) + MARKER_SUFFIX
+
+    def is_done(self, index: int) -> bool:
+        return self.fs.exists(self._marker(index))
+
+    def done_indices(self) -> set[int]:
+        done: set[int] = set()
+        for path in self.fs.ls(self.root, detail=False):
+            name = posixpath.basename(path)
+            if name.startswith(self.prefix + "-") and name.endswith(MARKER_SUFFIX):
+                done.add(int(name[len(self.prefix) + 1 :].split(".")[0]))
+        return done
+
+    def write(self, index: int, writer: Callable[[Any], None], meta: dict[str, Any] | None = None) -> str:
+        """Write shard ``index`` by calling ``writer(file_object)``; atomic, then marked done."""
+        final = self.shard_path(index)
+        tmp = posixpath.join(self.root, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}")
+        with self.fs.open(tmp, "wb") as fh:
+            writer(fh)
+        self.fs.mv(tmp, final)
+        with self.fs.open(self._marker(index), "w") as fh:
+            fh.write(json.dumps(meta or {}))
+        return final
+
+    def read_marker(self, index: int) -> dict[str, Any]:
+        with self.fs.open(self._marker(index), "r") as fh:
+            return json.loads(fh.read() or "{}")
+
+    def completed_shards(self) -> list[str]:
+        return [self.shard_path(i) for i in sorted(self.done_indices())]
+
+    @property
+    def complete(self) -> bool:
+        return self.fs.exists(posixpath.join(self.root, SUCCESS))
+
+    def mark_complete(self, summary: dict[str, Any] | None = None) -> None:
+        """Written last: readers treat a directory without it as unfinished."""
+        with self.fs.open(posixpath.join(self.root, SUCCESS), "w") as fh:
+            fh.write(json.dumps(summary or {}, indent=2, default=str))
+
+    def clean_temporaries(self) -> int:
+        """Remove leftovers of writes that were killed midway; returns how many."""
+        stale = [
+            p for p in self.fs.ls(self.root, detail=False) if posixpath.basename(p).startswith(".tmp-")
+        ]
+        for path in stale:
+            self.fs.rm(path)
+        return len(stale)

@@ -1,0 +1,69 @@
+"""One interface for every stage: ``load config → build stage → stage.run(ctx) → record``.
+
+A stage is a pure function of its config and inputs that writes its outputs under
+``ctx.output_dir`` (per-shard files, a completion marker written last) and returns a
+:class:`StageResult`. :func:`run_stage` adds Ray, MLflow and the record; stages never open runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from synthdiv.config import RuntimeConfig
+from synthdiv.runtime import ray_session
+from synthdiv.tracking import Tracker, job_id_for, stage_run
+
+
+@dataclass
+class StageContext:
+    runtime: RuntimeConfig
+    tracker: Tracker
+    job_id: str
+    output_dir: str  # local path or s3:// URI, unique per (stage, job)
+
+
+@dataclass
+class StageResult:
+    metrics: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # name → path/URI of what was written
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # name → rows
+    artifacts: dict[str, Path] = field(default_factory=dict)  # artifact dir → local file/dir
+
+
+class Stage(Protocol):
+    name: ClassVar[str]
+    config: BaseModel
+
+    @property
+    def runtime(self) -> RuntimeConfig: ...
+
+    def run(self, ctx: StageContext) -> StageResult: ...
+
+
+def output_dir_for(runtime: RuntimeConfig, stage: str, job_id: str) -> str:
+    root = runtime.storage_uri.rstrip("/")
+    return f"{root}/{stage}/{job_id}"
+
+
+def record(tracker: Tracker, result: StageResult) -> None:
+    tracker.log_metrics(result.metrics)
+    for name, rows in result.tables.items():
+        tracker.log_table_rows(rows, f"tables/{name}.jsonl")
+    for artifact_dir, path in result.artifacts.items():
+        tracker.log_artifact(path, artifact_dir or None)
+    if result.outputs:
+        tracker.set_tags({f"synthdiv.output.{k}": v for k, v in result.outputs.items()})
+
+
+def run_stage(stage: Stage, parent: Tracker | None = None) -> StageResult:
+    runtime = stage.runtime
+    job_id = job_id_for(stage.name, stage.config, runtime)
+    with ray_session(runtime), stage_run(stage.name, stage.config, runtime, parent=parent) as tracker:
+        ctx = StageContext(runtime, tracker, job_id, output_dir_for(runtime, stage.name, job_id))
+        result = stage.run(ctx)
+        record(tracker, result)
+        return result

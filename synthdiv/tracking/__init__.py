@@ -1,0 +1,259 @@
+"""MLflow conventions. This package is the only place that imports mlflow.
+
+One experiment per study; one run per stage job, found again by its ``synthdiv.job_id`` tag so a
+rerun or a resumed job logs into the same run instead of creating a duplicate. Every exit path
+ends the run as FINISHED, FAILED or KILLED (SIGTERM included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from pydantic import BaseModel
+
+from synthdiv.config import RuntimeConfig, config_digest, flatten, resolved_dict, resolved_yaml
+
+TAG_STAGE = "synthdiv.stage"
+TAG_JOB = "synthdiv.job_id"
+TAG_CONFIG = "synthdiv.config_digest"
+TAG_DATASET = "synthdiv.dataset_digest"
+TAG_PARENT = "mlflow.parentRunId"
+MAX_PARAM_CHARS = 6000
+_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
+
+
+class StageKilled(BaseException):
+    """Raised in the main thread on SIGTERM so ``finally`` blocks run and the run ends KILLED."""
+
+
+def default_tracking_uri() -> str:
+    root = Path.cwd() / ".synthdiv"
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(runtime: RuntimeConfig | None) -> str:
+    uri = (runtime.tracking_uri if runtime else None) or os.environ.get("MLFLOW_TRACKING_URI")
+    return uri or default_tracking_uri()
+
+
+def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    artifact_location = None
+    if tracking_uri.startswith("sqlite:///"):
+        # A local store keeps artifacts beside the database, not in whatever CWD a worker has.
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        artifact_location = (db.parent / "artifacts" / name).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except mlflow.exceptions.MlflowException:  # created concurrently by another process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+class Tracker:
+    """A handle on one MLflow run. Picklable (uri + run id), so Ray workers can log to it."""
+
+    def __init__(self, tracking_uri: str, run_id: str):
+        self.tracking_uri = tracking_uri
+        self.run_id = run_id
+        self._client: MlflowClient | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"tracking_uri": self.tracking_uri, "run_id": self.run_id}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["tracking_uri"], state["run_id"])
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    # -- params, metrics, tags -------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params that are not yet set. A resumed run keeps the params it started with."""
+        existing = self.client.get_run(self.run_id).data.params
+        fresh = [
+            Param(k, _param_value(v)) for k, v in flatten(dict(params)).items() if k not in existing
+        ]
+        for i in range(0, len(fresh), 100):
+            self.client.log_batch(self.run_id, params=fresh[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        now = int(time.time() * 1000)
+        rows = [
+            Metric(_metric_key(k), float(v), now, step or 0)
+            for k, v in metrics.items()
+            if v is not None
+        ]
+        for i in range(0, len(rows), _BATCH):
+            self.client.log_batch(self.run_id, metrics=rows[i : i + _BATCH])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        rows = [RunTag(k, str(v)) for k, v in tags.items()]
+        if rows:
+            self.client.log_batch(self.run_id, tags=rows)
+
+    # -- artifacts -------------------------------------------------------------------------
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_dict(self, obj: Any, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, obj, artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, figure, artifact_file)
+
+    def log_table_rows(self, rows: list[dict[str, Any]], artifact_file: str) -> None:
+        """Rows as JSONL: readable without pandas, and by ``mlflow.load_table``-free tools."""
+        self.log_text("".join(json.dumps(r, default=str) + "\n" for r in rows), artifact_file)
+
+    def download_artifacts(self, artifact_path: str, dst: str | Path) -> Path:
+        return Path(self.client.download_artifacts(self.run_id, artifact_path, str(dst)))
+
+    # -- lineage ---------------------------------------------------------------------------
+    def log_dataset(
+        self,
+        *,
+        name: str,
+        digest: str,
+        source: str,
+        n_rows: int | None = None,
+        context: str = "input",
+    ) -> None:
+        """Record a corpus as an MLflow dataset input (shown in the UI's Datasets column)."""
+        profile = json.dumps({"num_rows": n_rows}) if n_rows is not None else None
+        dataset = Dataset(
+            name=name,
+            digest=digest[:36],
+            source_type="local" if "://" not in source else source.split("://")[0],
+            source=json.dumps({"uri": source}),
+            profile=profile,
+        )
+        tags = [InputTag("mlflow.data.context", context)]
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
+        if context == "input":
+            self.set_tags({TAG_DATASET: digest})
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:MAX_PARAM_CHARS]
+
+
+def _metric_key(key: str) -> str:
+    # MLflow keys allow [A-Za-z0-9_\-. /]; metric names from users may carry other characters.
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in key)
+
+
+def find_run(
+    client: MlflowClient, experiment_id: str, job_id: str, stage: str
+) -> str | None:
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_JOB}` = '{job_id}' and tags.`{TAG_STAGE}` = '{stage}'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def job_id_for(stage: str, config: BaseModel, runtime: RuntimeConfig | None) -> str:
+    if runtime is not None and runtime.job_id:
+        return runtime.job_id
+    return f"{stage}-{config_digest(config)}"
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise StageKilled(f"received signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def stage_run(
+    stage: str,
+    config: BaseModel,
+    runtime: RuntimeConfig | None,
+    *,
+    parent: Tracker | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> Iterator[Tracker]:
+    """Open (or reopen) the MLflow run of one stage job and close it with the right status.
+
+    The run is found by (job id, stage); the resolved config is logged as params and as
+    ``config/resolved.yaml``. Exceptions end it FAILED, Ctrl-C and SIGTERM end it KILLED.
+    """
+    uri = resolve_tracking_uri(runtime)
+    client = MlflowClient(uri)
+    exp_id = ensure_experiment(client, runtime.experiment if runtime else "synthdiv", uri)
+    job_id = job_id_for(stage, config, runtime)
+    run_id = find_run(client, exp_id, job_id, stage)
+    all_tags = {
+        TAG_STAGE: stage,
+        TAG_JOB: job_id,
+        TAG_CONFIG: config_digest(config),
+        **({TAG_PARENT: parent.run_id} if parent else {}),
+        **(tags or {}),
+    }
+    if run_id is None:
+        run = client.create_run(
+            exp_id, run_name=run_name or job_id, tags={k: str(v) for k, v in all_tags.items()}
+        )
+        run_id = run.info.run_id
+    else:
+        client.update_run(run_id, status="RUNNING")
+    tracker = Tracker(uri, run_id)
+    tracker.set_tags(all_tags)
+    tracker.log_params(resolved_dict(config))
+    tracker.log_text(resolved_yaml(config), "config/resolved.yaml")
+    status = "FAILED"
+    try:
+        with _sigterm_as_exception():
+            yield tracker
+        status = "FINISHED"
+    except (KeyboardInterrupt, StageKilled):
+        status = "KILLED"
+        raise
+    finally:
+        tracker.end(status)
+
+
+def temp_artifact_dir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="synthdiv-artifacts-")

@@ -1,0 +1,75 @@
+"""Shared fixtures: a real MLflow server, a real local Ray, the packaged models.
+
+Nothing here mocks a component that can run on this machine. Environment defaults are set before
+any test module imports Ray, transformers or huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.support.servers import MlflowServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real ``mlflow server`` on loopback with proxied artifacts; yields its tracking URI."""
+    root = tmp_path_factory.mktemp("mlflow")
+    with MlflowServer(root) as server:
+        yield server.uri
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (starting Ray costs seconds; tests share it)."""
+    import ray
+
+    from synthdiv.runtime import WORKER_ENV
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=8,
+            include_dashboard=False,
+            runtime_env={"env_vars": WORKER_ENV},
+            log_to_driver=False,
+        )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    from synthdiv.models import smollm2_gguf_path
+
+    return smollm2_gguf_path()
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    from synthdiv.models import minilm_path
+
+    return minilm_path()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, mlflow_server: str):
+    """A RuntimeConfig that records to the session's MLflow server and writes under tmp_path."""
+    from synthdiv.config import RuntimeConfig
+
+    return RuntimeConfig(
+        tracking_uri=mlflow_server,
+        experiment=f"test-{tmp_path.name}",
+        storage_uri=str(tmp_path / "runs"),
+    )
