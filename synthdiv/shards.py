@@ -45,9 +45,15 @@ class ShardedOutput:
     def is_done(self, index: int) -> bool:
         return self.fs.exists(self._marker(index))
 
+    def _list(self) -> list[str]:
+        try:
+            return self.fs.ls(self.root, detail=False)
+        except FileNotFoundError:  # object stores have no empty directories
+            return []
+
     def done_indices(self) -> set[int]:
         done: set[int] = set()
-        for path in self.fs.ls(self.root, detail=False):
+        for path in self._list():
             name = posixpath.basename(path)
             if name.startswith(self.prefix + "-") and name.endswith(MARKER_SUFFIX):
                 done.add(int(name[len(self.prefix) + 1 :].split(".")[0]))
@@ -83,7 +89,7 @@ class ShardedOutput:
     def clean_temporaries(self) -> int:
         """Remove leftovers of writes that were killed midway; returns how many."""
         stale = [
-            p for p in self.fs.ls(self.root, detail=False) if posixpath.basename(p).startswith(".tmp-")
+            p for p in self._list() if posixpath.basename(p).startswith(".tmp-")
         ]
         for path in stale:
             self.fs.rm(path)

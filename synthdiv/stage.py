@@ -15,7 +15,10 @@ from pydantic import BaseModel
 
 from synthdiv.config import RuntimeConfig
 from synthdiv.runtime import ray_session
-from synthdiv.tracking import Tracker, job_id_for, stage_run
+from synthdiv.shards import filesystem
+from synthdiv.tracking import Tracker, finished_run, job_id_for, stage_run
+
+OUTPUT_TAG = "synthdiv.output."
 
 
 @dataclass
@@ -32,6 +35,7 @@ class StageResult:
     outputs: dict[str, str] = field(default_factory=dict)  # name → path/URI of what was written
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # name → rows
     artifacts: dict[str, Path] = field(default_factory=dict)  # artifact dir → local file/dir
+    extra: dict[str, Any] = field(default_factory=dict)  # for in-process callers; not recorded
 
 
 class Stage(Protocol):
@@ -56,14 +60,41 @@ def record(tracker: Tracker, result: StageResult) -> None:
     for artifact_dir, path in result.artifacts.items():
         tracker.log_artifact(path, artifact_dir or None)
     if result.outputs:
-        tracker.set_tags({f"synthdiv.output.{k}": v for k, v in result.outputs.items()})
+        tracker.set_tags({f"{OUTPUT_TAG}{k}": v for k, v in result.outputs.items()})
 
 
-def run_stage(stage: Stage, parent: Tracker | None = None) -> StageResult:
+def reusable_result(stage: Stage) -> StageResult | None:
+    """The recorded result of an identical, finished job whose outputs still exist, else None.
+
+    Identity is the config digest (runtime excluded), so a crashed study skips what it finished.
+    """
+    job_id = job_id_for(stage.name, stage.config, stage.runtime)
+    run = finished_run(stage.runtime, job_id, stage.name)
+    if run is None:
+        return None
+    outputs = {
+        k.removeprefix(OUTPUT_TAG): v for k, v in run.data.tags.items() if k.startswith(OUTPUT_TAG)
+    }
+    for value in outputs.values():
+        if value.startswith(("/", "s3://", "./")) and not filesystem(value)[0].exists(value):
+            return None  # the record says done but the files are gone: run it again
+    outputs["mlflow_run_id"] = run.info.run_id
+    return StageResult(
+        metrics=dict(run.data.metrics), outputs=outputs, extra={"reused": True, "run": run}
+    )
+
+
+def run_stage(stage: Stage, parent: Tracker | None = None, reuse: bool = False) -> StageResult:
+    """Run ``stage`` inside Ray and its MLflow run. ``reuse=True`` (studies) returns the recorded
+    result of an identical finished job instead of running it again."""
+    if reuse and (previous := reusable_result(stage)) is not None:
+        return previous
     runtime = stage.runtime
     job_id = job_id_for(stage.name, stage.config, runtime)
     with ray_session(runtime), stage_run(stage.name, stage.config, runtime, parent=parent) as tracker:
         ctx = StageContext(runtime, tracker, job_id, output_dir_for(runtime, stage.name, job_id))
         result = stage.run(ctx)
         record(tracker, result)
+        result.outputs.setdefault("mlflow_run_id", tracker.run_id)
+        result.extra.setdefault("run_link", tracker.link())
         return result

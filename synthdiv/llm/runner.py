@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from synthdiv.llm.base import ChatBackend, ChatRequest, ChatResponse, parse_json_text
 
@@ -22,6 +22,7 @@ from synthdiv.llm.base import ChatBackend, ChatRequest, ChatResponse, parse_json
 Validator = Callable[[Any], str | None]
 RETRY_TEMPERATURE = 0.7
 _SEED_STRIDE = 1_000_003
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 
 @dataclass
@@ -89,7 +90,9 @@ def retry_request(request: ChatRequest, attempt: int) -> ChatRequest:
     return request.model_copy(update={"seed": seed, "temperature": temperature})
 
 
-def check_response(response: ChatResponse, request: ChatRequest, validate: Validator | None) -> str | None:
+def check_response(
+    response: ChatResponse, request: ChatRequest, validate: Validator | None
+) -> str | None:
     """Parse (if JSON was asked for) and validate; return the reason it is unusable, or None."""
     if response.error:
         return response.error
@@ -99,8 +102,14 @@ def check_response(response: ChatResponse, request: ChatRequest, validate: Valid
             response.parsed = parse_json_text(response.text)
         except (ValueError, TypeError) as err:
             return f"invalid JSON: {err}"
+        if not isinstance(response.parsed, dict | list):
+            bad, response.parsed = response.parsed, None
+            return f"JSON answer is not an object or array: {bad!r:.80}"
     if validate is not None:
-        return validate(response.parsed)
+        try:
+            return validate(response.parsed)
+        except _SHAPE_ERRORS as err:  # a validator tripping over odd model output = invalid answer
+            return f"validator failed on the answer: {type(err).__name__}: {err}"
     return None
 
 
@@ -120,6 +129,18 @@ class LLMRunner:
         self.chunk_size = chunk_size
         self.usage = LLMUsage()
 
+    def close(self) -> None:
+        """Release the backend (engines, actors, HTTP pools) and the cache."""
+        self.backend.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def run(
         self,
         requests: Iterable[ChatRequest],
@@ -136,32 +157,38 @@ class LLMRunner:
                 on_done(len(chunk))
         return out
 
-    def _run_chunk(self, chunk: list[ChatRequest], validate: Validator | None) -> list[ChatResponse]:
+    def _run_chunk(
+        self, chunk: list[ChatRequest], validate: Validator | None
+    ) -> list[ChatResponse]:
         started = time.perf_counter()
         self.usage.requests += len(chunk)
         final: dict[int, ChatResponse] = {}
         reasons: dict[int, str] = {}
+        # An invalid answer is retried with a new seed (the same request would repeat it); a
+        # transport error (timeout, HTTP 500) is retried unchanged, so the answer, once it comes,
+        # is the one the caller asked for.
+        current = dict(enumerate(chunk))
+        invalid_answers = dict.fromkeys(range(len(chunk)), 0)
         pending = list(range(len(chunk)))
         for attempt in range(self.max_retries + 1):
             if not pending:
                 break
             if attempt:
                 self.usage.retries += len(pending)
-            attempt_reqs = {
-                i: chunk[i] if attempt == 0 else retry_request(chunk[i], attempt) for i in pending
-            }
-            answers = self._answer(list(attempt_reqs.values()))
+            answers = self._answer([current[i] for i in pending])
             still: list[int] = []
             for i, response in zip(pending, answers):
                 response.id = chunk[i].id
                 response.attempts = attempt + 1
-                reason = check_response(response, attempt_reqs[i], validate)
+                final[i] = response
+                reason = check_response(response, current[i], validate)
                 if reason is None:
-                    final[i] = response
-                else:
-                    reasons[i] = reason
-                    still.append(i)
-                    final[i] = response
+                    continue
+                reasons[i] = reason
+                still.append(i)
+                if response.error is None:
+                    invalid_answers[i] += 1
+                    current[i] = retry_request(chunk[i], invalid_answers[i])
             pending = still
         for i in pending:
             final[i].error = f"failed after {self.max_retries + 1} attempts: {reasons[i]}"
@@ -177,7 +204,7 @@ class LLMRunner:
         answers: list[ChatResponse | None] = [None] * len(requests)
         misses: list[int] = []
         for i, key in enumerate(keys):
-            hit = self.cache.get(key) if self.cache else None
+            hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
                 answers[i] = hit.model_copy(update={"cached": True})
                 self.usage.cache_hits += 1
@@ -194,7 +221,7 @@ class LLMRunner:
                 self.usage.completion_tokens += response.completion_tokens
                 if response.error is None:  # transport errors are not answers: never cache them
                     fresh.append((keys[i], response))
-            if self.cache and fresh:
+            if self.cache is not None and fresh:  # not `if self.cache`: an empty cache is falsy
                 self.cache.put_many(fresh)
         missing = [i for i, a in enumerate(answers) if a is None]
         for i in missing:  # a backend that lost a request must not lose it for us

@@ -1,1 +1,189 @@
-"""(placeholder: filled in by the metrics work)"""
+"""Model-based baselines: perplexity under a reference causal LM, and the perplexity gap between
+two LMs (paper Table 1: GPT-2-Large, and GPT-2-Large vs GPT-2-XL).
+
+Perplexity is the token-weighted corpus perplexity ``exp(Σ NLL / Σ predicted tokens)`` over a
+seeded fixed-size subsample, repeated over ``ctx.n_seeds`` seeds
+(:func:`synthdiv.metrics.protocol.seeded_subsamples`). Documents are tokenized without special
+tokens and truncated to ``max_length``; the first token of a document has no context and is not
+scored. Models load once per process and are cached in ``ctx.resources``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from synthdiv.config import StrictModel
+from synthdiv.corpus import Corpus
+from synthdiv.metrics.base import MetricContext, MetricResult, register
+from synthdiv.metrics.protocol import ConfiguredMetric, seeded_subsamples
+from synthdiv.models import ModelNotFoundError, resolve_causal_lm
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+
+
+@dataclass
+class NLLTotals:
+    """Summed negative log-likelihood (nats) and the number of tokens it covers."""
+
+    nll: float
+    tokens: int
+
+    @property
+    def perplexity(self) -> float:
+        return float(np.exp(self.nll / self.tokens)) if self.tokens else float("nan")
+
+
+@dataclass
+class CausalLM:
+    model: Any
+    tokenizer: Any
+    path: str
+
+    def nll(self, texts: list[str], batch_size: int, max_length: int) -> NLLTotals:
+        """Token-weighted NLL of ``texts``; batches hold documents of similar length (less padding)."""
+        import torch
+
+        encoded = [
+            self.tokenizer(t, add_special_tokens=False, truncation=True, max_length=max_length)[
+                "input_ids"
+            ]
+            for t in texts
+        ]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        total, count = 0.0, 0
+        for start in range(0, len(order), batch_size):
+            batch = [encoded[i] for i in order[start : start + batch_size] if len(encoded[i]) >= 2]
+            if not batch:
+                continue
+            width = max(len(ids) for ids in batch)
+            input_ids = torch.zeros((len(batch), width), dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, ids in enumerate(batch):  # right padding: positions stay 0..len-1
+                input_ids[row, : len(ids)] = torch.tensor(ids)
+                mask[row, : len(ids)] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
+            targets, target_mask = input_ids[:, 1:], mask[:, 1:].bool()
+            nll = torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), targets, reduction="none"
+            )
+            total += float(nll[target_mask].sum())
+            count += int(target_mask.sum())
+        return NLLTotals(total, count)
+
+
+def load_causal_lm(name: str | None, dtype: Dtype, ctx: MetricContext) -> CausalLM:
+    """Load (once per ``ctx``) a causal LM and its tokenizer; a missing model is a clear error."""
+    path = resolve_causal_lm(name)
+    key = ("causal_lm", path, dtype)
+    if key not in ctx.resources:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        except (OSError, ValueError) as err:  # missing files / not a model directory
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ModelNotFoundError(
+                f"cannot load causal LM {name!r} (resolved to {path!r}): {first_line}. Give a local "
+                "directory, or a hub id on a machine with hub access."
+            ) from None
+        ctx.resources[key] = CausalLM(model.eval(), tokenizer, path)
+    return ctx.resources[key]
+
+
+class PerplexityParams(StrictModel):
+    model: str | None = Field(
+        None, description="Causal LM: HF id or local dir; None = the packaged SmolLM2-135M."
+    )
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(
+        512, ge=2, description="Tokens per document; longer ones are truncated."
+    )
+    dtype: Dtype = "float32"
+    sample_size: int | None = Field(
+        None,
+        gt=0,
+        description="Documents per seed; None = the score stage's sample_size. "
+        "A forward pass per document is costly on CPU: keep it small there.",
+    )
+
+
+@register
+class Perplexity(ConfiguredMetric):
+    """Perplexity of a reference causal LM: exp(token-weighted mean NLL) on seeded subsamples."""
+
+    name: ClassVar[str] = "perplexity"
+    version: ClassVar[str] = "1"
+    higher_is_more_diverse: ClassVar[bool] = True  # less predictable text
+    Params = PerplexityParams
+
+    def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
+        p = self.params
+        lm = load_causal_lm(p.model, p.dtype, ctx)
+
+        def statistic(sub: Corpus, seed: int) -> tuple[float, dict[str, Any]]:
+            totals = lm.nll(sub.texts, p.batch_size, p.max_length)
+            return totals.perplexity, {"tokens": totals.tokens, "nll_sum": totals.nll}
+
+        result = seeded_subsamples(self, corpus, statistic, ctx, p.sample_size)
+        result.details["model_path"] = lm.path
+        result.tokens = sum(d["tokens"] for d in result.details["per_seed_details"])
+        return result
+
+
+class PerplexityGapParams(StrictModel):
+    small_model: str | None = Field(None, description="None = the packaged SmolLM2-135M.")
+    large_model: str = Field(
+        "HuggingFaceTB/SmolLM2-360M-Instruct",
+        description="The larger sibling (same tokenizer as the default small model). Needs hub "
+        "access or a local copy; the paper used GPT-2-Large vs GPT-2-XL.",
+    )
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(512, ge=2)
+    dtype: Dtype = "float32"
+    sample_size: int | None = Field(
+        None,
+        gt=0,
+        description="Documents per seed; None = the score stage's sample_size. "
+        "A forward pass per document is costly on CPU: keep it small there.",
+    )
+
+
+@register
+class PerplexityGap(ConfiguredMetric):
+    """Perplexity gap: PPL(small LM) − PPL(large LM) on the same seeded subsamples."""
+
+    name: ClassVar[str] = "perplexity_gap"
+    version: ClassVar[str] = "1"
+    higher_is_more_diverse: ClassVar[bool] = True  # text where extra capacity helps more
+    Params = PerplexityGapParams
+
+    def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
+        p = self.params
+        small = load_causal_lm(p.small_model, p.dtype, ctx)
+        large = load_causal_lm(p.large_model, p.dtype, ctx)
+        same_vocab = small.tokenizer.get_vocab() == large.tokenizer.get_vocab()
+
+        def statistic(sub: Corpus, seed: int) -> tuple[float, dict[str, Any]]:
+            a = small.nll(sub.texts, p.batch_size, p.max_length)
+            b = large.nll(sub.texts, p.batch_size, p.max_length)
+            return a.perplexity - b.perplexity, {
+                "ppl_small": a.perplexity,
+                "ppl_large": b.perplexity,
+                "tokens": a.tokens,
+            }
+
+        result = seeded_subsamples(self, corpus, statistic, ctx, p.sample_size)
+        # Per-token perplexities of models with different tokenizers are not comparable.
+        result.details |= {
+            "small_path": small.path,
+            "large_path": large.path,
+            "same_tokenizer": same_vocab,
+        }
+        return result

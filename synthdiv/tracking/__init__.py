@@ -133,6 +133,16 @@ class Tracker:
     def download_artifacts(self, artifact_path: str, dst: str | Path) -> Path:
         return Path(self.client.download_artifacts(self.run_id, artifact_path, str(dst)))
 
+    def list_artifact_files(self, path: str | None = None) -> list[str]:
+        """Every artifact file under ``path``, recursively."""
+        files: list[str] = []
+        for item in self.client.list_artifacts(self.run_id, path):
+            files += self.list_artifact_files(item.path) if item.is_dir else [item.path]
+        return files
+
+    def metric_history(self, key: str) -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)]
+
     # -- lineage ---------------------------------------------------------------------------
     def log_dataset(
         self,
@@ -156,6 +166,13 @@ class Tracker:
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
         if context == "input":
             self.set_tags({TAG_DATASET: digest})
+
+    def link(self) -> str:
+        """Where a person finds this run: a UI URL for a server, the ``mlflow ui`` command else."""
+        exp_id = self.client.get_run(self.run_id).info.experiment_id
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{exp_id}/runs/{self.run_id}"
+        return f"run {self.run_id} (browse: mlflow ui --backend-store-uri {self.tracking_uri})"
 
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=status)
@@ -181,6 +198,21 @@ def find_run(
         order_by=["attributes.start_time DESC"],
     )
     return runs[0].info.run_id if runs else None
+
+
+def finished_run(runtime: RuntimeConfig | None, job_id: str, stage: str) -> Any | None:
+    """The FINISHED run of (job, stage), if any: what a resumed study may reuse instead of
+    running the stage again. Returns the MLflow ``Run`` (tags, metrics) or None."""
+    uri = resolve_tracking_uri(runtime)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(runtime.experiment if runtime else "synthdiv")
+    if exp is None:
+        return None
+    run_id = find_run(client, exp.experiment_id, job_id, stage)
+    if run_id is None:
+        return None
+    run = client.get_run(run_id)
+    return run if run.info.status == "FINISHED" else None
 
 
 def job_id_for(stage: str, config: BaseModel, runtime: RuntimeConfig | None) -> str:

@@ -1,1 +1,13 @@
-"""(placeholder: the LLM cluster-agent)"""
+"""The LLM cluster-agent diversity metric (METHOD.md §1), registered as ``cluster_agent``.
+
+- :mod:`.config` — parameters (CPU-small defaults; the paper's in ``PAPER_DEFAULTS``)
+- :mod:`.prompts` — versioned prompt templates in ``synthdiv/prompts/cluster_agent``
+- :mod:`.criteria` — Stage A: propose, merge and phrase the clustering criteria
+- :mod:`.clustering` — Stage B: clustering, partition validation, self-verification, D_i
+- :mod:`.score` — the metric: seeds, D ± CI, records and tracking
+"""
+
+from synthdiv.metrics.cluster_agent.config import PAPER_DEFAULTS, ClusterAgentParams
+from synthdiv.metrics.cluster_agent.score import ClusterAgent, close_resources
+
+__all__ = ["PAPER_DEFAULTS", "ClusterAgent", "ClusterAgentParams", "close_resources"]

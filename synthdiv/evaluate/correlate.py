@@ -1,0 +1,239 @@
+"""The correlate stage: a study's score and eval runs from MLflow → correlations, tables, plots.
+
+Joins each eval run to the score runs of the corpus its model was trained on through the
+``synthdiv.dataset_digest`` tag that both stages set, then hands plain data to
+:mod:`synthdiv.analysis`. Everything it needs is read from MLflow, so ``synthdiv correlate``
+reproduces a study's numbers on any machine that can reach the tracking server.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from synthdiv import analysis
+from synthdiv.config import RuntimeConfig, StrictModel
+from synthdiv.evaluate.correlation_plots import write_plots
+from synthdiv.evaluate.stage import TAG_CORPUS_NAME, TAG_MODEL_SIZE, TAG_VARIANT
+from synthdiv.stage import StageContext, StageResult, run_stage
+from synthdiv.tracking import TAG_DATASET, Tracker, resolve_tracking_uri
+from synthdiv.tracking.query import RunRecord, StudyQuery
+
+SCORE_PREFIX = "div."  # the score stage logs div.<metric>.value / .ci_low / .ci_high
+DIRECTION_SUFFIX = ".higher_is_more_diverse"  # optional score-run tag: div.<metric>.<suffix>
+UNKNOWN = "unknown"
+
+
+class CorrelateConfig(StrictModel):
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    study: str | None = Field(
+        None, description="MLflow experiment holding the study; None = runtime.experiment."
+    )
+    parent_run_id: str | None = Field(
+        None, description="Only runs under this parent run (one `synthdiv run`); None = all."
+    )
+    target: str = Field("eval.avg", description="Eval metric to correlate with (any eval.* key).")
+    metrics: list[str] | None = Field(None, description="Diversity metrics; None = every one found.")
+    n_boot: int = Field(2000, ge=100, description="Paired bootstrap resamples over corpora.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    seed: int = 0
+    min_points: int = Field(
+        analysis.MIN_POINTS_FOR_CI, ge=analysis.MIN_POINTS_FOR_CI,
+        description="Fewer corpora per panel than this: CI reported as undefined.",
+    )
+    directions: dict[str, bool] = Field(
+        default_factory=dict,
+        description="metric → higher_is_more_diverse, overriding MLflow tags and the registry.",
+    )
+
+
+# --------------------------------------------------------------------------- join
+
+
+def diversity_scores(run: RunRecord) -> dict[str, analysis.Score]:
+    scores = {}
+    for key, value in run.metrics.items():
+        if key.startswith(SCORE_PREFIX) and key.endswith(".value"):
+            metric = key[len(SCORE_PREFIX) : -len(".value")]
+            base = f"{SCORE_PREFIX}{metric}"
+            scores[metric] = analysis.Score(
+                value, run.metrics.get(f"{base}.ci_low"), run.metrics.get(f"{base}.ci_high")
+            )
+    return scores
+
+
+def join_runs(
+    score_runs: list[RunRecord], eval_runs: list[RunRecord], target: str
+) -> tuple[list[analysis.Point], list[str]]:
+    """Points (one per model) and notes on every run that could not be used, and why.
+
+    Runs come oldest first; a later run for the same corpus (scores) or the same corpus × size
+    × variant (evals) supersedes an earlier one, so a rerun replaces instead of double-counting.
+    """
+    notes: list[str] = []
+    by_digest: dict[str, dict[str, analysis.Score]] = {}
+    for run in score_runs:
+        digest = run.tags.get(TAG_DATASET)
+        if not digest:
+            notes.append(f"score run {run.run_id}: no {TAG_DATASET} tag, skipped")
+            continue
+        by_digest.setdefault(digest, {}).update(diversity_scores(run))
+    latest: dict[tuple[str, str, str], analysis.Point] = {}
+    superseded: Counter[tuple[str, str, str]] = Counter()
+    for run in eval_runs:
+        digest = run.tags.get(TAG_DATASET)
+        if not digest:
+            notes.append(f"eval run {run.run_id}: no {TAG_DATASET} tag, skipped")
+            continue
+        if target not in run.metrics:
+            notes.append(f"eval run {run.run_id}: no metric {target!r}, skipped")
+            continue
+        if not by_digest.get(digest):
+            notes.append(f"eval run {run.run_id}: no score run for dataset {digest}, skipped")
+            continue
+        key = (digest, run.tags.get(TAG_MODEL_SIZE, UNKNOWN), run.tags.get(TAG_VARIANT, UNKNOWN))
+        if key in latest:
+            superseded[key] += 1
+        latest[key] = analysis.Point(
+            dataset_digest=digest, model_size=key[1], variant=key[2],
+            accuracy=run.metrics[target], diversity=by_digest[digest],
+            corpus_name=run.tags.get(TAG_CORPUS_NAME), eval_run_id=run.run_id,
+        )
+    for (digest, size, variant), count in superseded.items():
+        notes.append(f"{count} older eval run(s) of {digest} {size}/{variant} superseded by the latest")
+    return list(latest.values()), notes
+
+
+def metric_directions(
+    score_runs: list[RunRecord], metrics: list[str], overrides: dict[str, bool]
+) -> dict[str, bool]:
+    """Direction per metric: config override, else the score run's tag, else the registry."""
+    directions: dict[str, bool] = {}
+    for run in score_runs:
+        for key, value in run.tags.items():
+            if key.startswith(SCORE_PREFIX) and key.endswith(DIRECTION_SUFFIX):
+                directions[key[len(SCORE_PREFIX) : -len(DIRECTION_SUFFIX)]] = value.lower() == "true"
+    directions |= overrides
+    if missing := [m for m in metrics if m not in directions]:
+        # The registry imports every metric's dependencies (torch…): only when MLflow is silent.
+        from synthdiv.metrics.base import _REGISTRY, available
+
+        available()
+        directions |= {m: bool(_REGISTRY[m].higher_is_more_diverse) for m in missing if m in _REGISTRY}
+    return directions
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as fh:
+        if not rows:
+            return
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _artifact_dir(output_dir: str) -> Path:
+    """Beside the stage outputs when local; a temp dir (uploaded to MLflow only) otherwise."""
+    if "://" in output_dir:
+        return Path(tempfile.mkdtemp(prefix="synthdiv-correlate-"))
+    out = Path(output_dir) / "artifacts"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _metric_rows(correlations: list[analysis.Correlation]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for c in correlations:
+        base = f"corr.{c.metric}.{c.model_size}.{c.variant}"
+        out[f"{base}.n"] = c.n
+        for name in ("spearman", "spearman_ci_low", "spearman_ci_high", "pearson",
+                     "pearson_ci_low", "pearson_ci_high"):
+            value = getattr(c, name)
+            if value is not None:
+                out[f"{base}.{name}"] = value
+    return out
+
+
+class CorrelateStage:
+    name: ClassVar[str] = "correlate"
+
+    def __init__(self, config: CorrelateConfig):
+        self.config = config
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.config.runtime
+
+    def run(self, ctx: StageContext) -> StageResult:
+        cfg = self.config
+        query = StudyQuery(
+            resolve_tracking_uri(cfg.runtime), cfg.study or cfg.runtime.experiment, cfg.parent_run_id
+        )
+        score_runs, eval_runs = query.stage_runs("score"), query.stage_runs("eval")
+        points, notes = join_runs(score_runs, eval_runs, cfg.target)
+        metric_list = cfg.metrics or analysis.metric_names(points)
+        directions = metric_directions(score_runs, metric_list, cfg.directions)
+        notes += [f"metric {m}: direction unknown, assumed higher = more diverse"
+                  for m in metric_list if m not in directions]
+        correlations = analysis.correlate_study(
+            points, directions, metrics=cfg.metrics, n_boot=cfg.n_boot, seed=cfg.seed,
+            confidence=cfg.confidence, min_points=cfg.min_points,
+        )
+        ranks = analysis.rank_metrics(correlations)
+        point_rows = analysis.points_rows(points)
+        corr_rows = [c.as_row() for c in correlations]
+        rank_rows = [r.__dict__ | {"panels": ",".join(r.panels)} for r in ranks]
+
+        out = _artifact_dir(ctx.output_dir)
+        _write_csv(out / "correlations.csv", corr_rows)
+        _write_csv(out / "ranking.csv", rank_rows)
+        _write_csv(out / "points.csv", point_rows)
+        (out / "correlations.md").write_text(
+            analysis.correlations_markdown(correlations, cfg.target, cfg.confidence)
+        )
+        (out / "ranking.md").write_text(analysis.ranking_markdown(ranks))
+        (out / "notes.txt").write_text("\n".join(notes) + ("\n" if notes else ""))
+        write_plots(out / "plots", points, correlations, ranks, cfg.target)
+
+        input_digest = hashlib.sha256(
+            json.dumps(point_rows, sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+        ctx.tracker.set_tags({
+            "synthdiv.input_digest": input_digest,
+            "synthdiv.study": query.experiment,
+            **({"synthdiv.study_parent": cfg.parent_run_id} if cfg.parent_run_id else {}),
+        })
+        return StageResult(
+            metrics={
+                "corr.n_points": len(points),
+                "corr.n_corpora": len({p.dataset_digest for p in points}),
+                "corr.n_score_runs": len(score_runs),
+                "corr.n_eval_runs": len(eval_runs),
+                "corr.n_skipped_notes": len(notes),
+            } | _metric_rows(correlations),
+            # Remote storage keeps no copy: the tables live in MLflow, their source of truth.
+            outputs={} if "://" in ctx.output_dir else {"correlations": str(out / "correlations.csv")},
+            artifacts={"correlation": out},
+            extra={"correlations": correlations, "ranks": ranks, "points": points, "notes": notes},
+        )
+
+
+def correlate_study(config: CorrelateConfig, parent: Tracker | None = None, reuse: bool = False) -> StageResult:
+    """Correlate a study as a tracked stage: the library entry point behind ``synthdiv correlate``.
+
+    A study or parent run that does not exist fails here, before a correlate run is created.
+    """
+    if config.study or config.parent_run_id:
+        StudyQuery(resolve_tracking_uri(config.runtime), config.study or config.runtime.experiment,
+                   config.parent_run_id)
+    return run_stage(CorrelateStage(config), parent=parent, reuse=reuse)

@@ -1,0 +1,142 @@
+"""The eval stage: one model, the selected tasks, scores + lineage in MLflow, results on storage.
+
+Everything that can be checked before loading a model is checked first (task files, checkpoint
+layout), so bad input fails in a second with its cause, not after minutes of model loading.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar
+
+from synthdiv.config import RuntimeConfig
+from synthdiv.evaluate.checkpoint import resolve_model
+from synthdiv.evaluate.config import EvalConfig
+from synthdiv.evaluate.harness import EvalReport, apply_offline_mode, parse_results, run_harness
+from synthdiv.evaluate.suites import task_specs
+from synthdiv.shards import filesystem
+from synthdiv.stage import StageContext, StageResult, run_stage
+from synthdiv.tracking import TAG_DATASET, Tracker
+
+STAGE_NAME = "eval"
+METRIC_PREFIX = "eval"
+TAG_MODEL_SIZE = "synthdiv.model_size"
+TAG_VARIANT = "synthdiv.variant"
+TAG_CHECKPOINT_RUN = "synthdiv.checkpoint_run_id"
+TAG_CORPUS_NAME = "synthdiv.corpus_name"
+TAG_MODEL_PATH = "synthdiv.model_path"
+TAG_SUITE = "synthdiv.eval_suite"
+RESULTS_FILE = "results.json"
+
+
+def lineage_tags(cfg: EvalConfig) -> dict[str, str]:
+    lineage = cfg.lineage
+    tags = {
+        TAG_DATASET: lineage.dataset_digest,
+        TAG_MODEL_SIZE: lineage.model_size,
+        TAG_VARIANT: lineage.variant,
+        TAG_CHECKPOINT_RUN: lineage.checkpoint_run_id,
+        TAG_CORPUS_NAME: lineage.corpus_name,
+        TAG_MODEL_PATH: cfg.model.path,
+        TAG_SUITE: cfg.suite or "custom",
+    }
+    return {k: v for k, v in tags.items() if v}
+
+
+def write_json_atomic(uri: str, obj: Any) -> str:
+    """Write ``obj`` as JSON to a local path or fsspec URI; a killed write leaves no torn file."""
+    fs, path = filesystem(uri)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = posixpath.join(posixpath.dirname(path), f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
+    with fs.open(tmp, "w") as fh:
+        fh.write(json.dumps(obj, indent=2, default=str))
+    fs.mv(tmp, path)
+    return uri
+
+
+class EvalStage:
+    name: ClassVar[str] = STAGE_NAME
+
+    def __init__(self, config: EvalConfig):
+        self.config = config
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.config.runtime
+
+    def run(self, ctx: StageContext) -> StageResult:
+        cfg = self.config
+        apply_offline_mode(cfg)
+        specs = task_specs(cfg)  # validates task files before any model is loaded
+        model = resolve_model(cfg.model)
+        ctx.tracker.set_tags(lineage_tags(cfg))
+        raw = run_harness(cfg, model, specs)
+        report = parse_results(raw, specs)
+        summary = report.summary() | {
+            "model": model.source,
+            "model_dir": model.path,
+            "limit": cfg.limit,
+            "lineage": cfg.lineage.model_dump(),
+            "task_sources": {s.name: s.source for s in specs},
+        }
+        results_uri = write_json_atomic(f"{ctx.output_dir.rstrip('/')}/{RESULTS_FILE}", summary)
+        artifacts = _write_artifacts(report, summary, raw, _artifact_dir(ctx.output_dir))
+        return StageResult(
+            metrics=report.metrics(METRIC_PREFIX),
+            outputs={"results": results_uri},
+            tables={"eval_scores": [_row(t) for t in summary["tasks"]]},
+            artifacts={"eval": artifacts},
+            extra={"report": report},
+        )
+
+
+def _row(task: dict[str, Any]) -> dict[str, Any]:
+    return {k: task[k] for k in ("task", "metric", "score", "stderr", "n")}
+
+
+def _artifact_dir(output_dir: str) -> Path:
+    """Beside the outputs when they are local (kept with them); a temp dir for s3:// outputs."""
+    if "://" in output_dir:
+        return Path(tempfile.mkdtemp(prefix="synthdiv-eval-"))
+    out = Path(output_dir) / "artifacts"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_artifacts(
+    report: EvalReport, summary: dict[str, Any], raw: dict[str, Any], out: Path
+) -> Path:
+    (out / RESULTS_FILE).write_text(json.dumps(summary, indent=2, default=str))
+    lm_eval_view = {k: raw.get(k) for k in ("results", "configs", "versions", "n-shot", "n-samples")}
+    (out / "lm_eval_results.json").write_text(json.dumps(lm_eval_view, indent=2, default=str))
+    lines = ["| task | metric | score | stderr | n |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {t.task} | {t.metric} | {t.score:.4f} | "
+        f"{'' if t.stderr is None else f'{t.stderr:.4f}'} | {t.n} |"
+        for t in report.tasks
+    ]
+    avg_err = report.average_stderr
+    lines.append(f"| **average** | | {report.average:.4f} | {'' if avg_err is None else f'{avg_err:.4f}'} | |")
+    (out / "scores.md").write_text("\n".join(lines) + "\n")
+    samples = out / "samples"
+    samples.mkdir(exist_ok=True)
+    for task, rows in report.samples.items():
+        (samples / f"{task}.jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+    return out
+
+
+def preflight(config: EvalConfig) -> None:
+    """Fail on bad task files or an unusable checkpoint before Ray or MLflow are touched."""
+    apply_offline_mode(config)
+    task_specs(config)
+    resolve_model(config.model)
+
+
+def evaluate_model(config: EvalConfig, parent: Tracker | None = None, reuse: bool = False) -> StageResult:
+    """Evaluate one model as a tracked stage: the library entry point behind ``synthdiv eval``."""
+    preflight(config)
+    return run_stage(EvalStage(config), parent=parent, reuse=reuse)

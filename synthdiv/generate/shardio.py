@@ -1,0 +1,68 @@
+"""Document shards in the corpus layout ({id, text, meta}): JSONL or Parquet, through
+:class:`synthdiv.shards.ShardedOutput` so every shard is atomic and marked when complete."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from synthdiv.shards import ShardedOutput
+
+Doc = dict[str, Any]
+
+
+def docs_writer(docs: list[Doc], fmt: str) -> Callable[[Any], None]:
+    """A ``writer(file)`` for :meth:`ShardedOutput.write`. Parquet keeps ``meta`` as a JSON
+    string: documents carry differently shaped meta, which a fixed Arrow struct cannot hold."""
+
+    def write(fh: Any) -> None:
+        if fmt == "jsonl":
+            fh.write("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode())
+            return
+        table = pa.table(
+            {
+                "id": [d["id"] for d in docs],
+                "text": [d["text"] for d in docs],
+                "meta": [json.dumps(d.get("meta", {}), ensure_ascii=False) for d in docs],
+            }
+        )
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        fh.write(buf.getvalue())
+
+    return write
+
+
+def read_shard(out: ShardedOutput, index: int) -> list[Doc]:
+    with out.fs.open(out.shard_path(index), "rb") as fh:
+        data = fh.read()
+    if out.ext == "jsonl":
+        return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+    table = pq.read_table(io.BytesIO(data))
+    return [
+        {"id": i, "text": t, "meta": json.loads(m) if m else {}}
+        for i, t, m in zip(*(table.column(c).to_pylist() for c in ("id", "text", "meta")))
+    ]
+
+
+def read_all(out: ShardedOutput) -> list[Doc]:
+    """Every finished shard's documents, in shard order."""
+    docs: list[Doc] = []
+    for index in sorted(out.done_indices()):
+        docs.extend(read_shard(out, index))
+    return docs
+
+
+def write_json(out: ShardedOutput, name: str, obj: Any) -> str:
+    """A small JSON file (manifest, summary) beside the shards, written atomically."""
+    path = f"{out.root}/{name}"
+    tmp = f"{out.root}/.tmp-{name}"
+    with out.fs.open(tmp, "w") as fh:
+        fh.write(json.dumps(obj, indent=2, default=str))
+    out.fs.mv(tmp, path)
+    return path

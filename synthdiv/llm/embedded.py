@@ -1,0 +1,204 @@
+"""The embedded backend: a GGUF chat model run by llama.cpp (llama-cpp-python).
+
+Default model: the packaged SmolLM2-135M-Instruct GGUF, so a laptop needs no server, GPU or
+download. ``concurrency == 1`` answers in this process (no Ray: a first call costs only the model
+load); ``concurrency > 1`` spreads requests over Ray actors, each loading the model once.
+
+JSON requests are grammar-constrained: the schema is compiled to a GBNF grammar that llama.cpp
+enforces while sampling, so the text is always valid JSON of that shape (unless cut off by
+``max_tokens``; the runner then retries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from synthdiv.config import LLMConfig
+from synthdiv.llm.base import ChatRequest, ChatResponse
+from synthdiv.models import ModelNotFoundError, smollm2_gguf_path
+
+# llama.cpp's own defaults (top_k=40, min_p=0.05) would make the same request sample differently
+# here than on vLLM or an OpenAI endpoint; disabling them leaves temperature/top_p in charge.
+_NEUTRAL_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+# Actors compute in llama.cpp's own threads (sized by default_threads); a fractional reservation
+# keeps a small machine's logical CPUs free for other tasks (ENV.md: pools of 1-CPU actors hang).
+ACTOR_NUM_CPUS = 0.5
+# llama-cpp-python's schema converter lets raw control characters (newlines) into JSON strings,
+# which strict JSON parsers reject; llama.cpp's own converter excludes them, as we do here.
+_LOOSE_CHAR_RULE = 'char ::= [^"\\\\] |'
+_STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def resolve_gguf(model: str | None) -> Path:
+    """The GGUF file to load: ``model`` as a path, or the packaged SmolLM2."""
+    if model in (None, ""):
+        return smollm2_gguf_path()
+    path = Path(model).expanduser()
+    if not path.is_file():
+        raise ModelNotFoundError(f"embedded backend: GGUF model file not found: {model}")
+    return path
+
+
+def default_threads(concurrency: int) -> int:
+    """Threads per engine: its share of the cores that are free right now.
+
+    llama.cpp's threads meet at a barrier for every token, so one descheduled thread stalls the
+    rest: on a 2-core machine at load 35, 2 threads gave < 1 tok/s where 1 thread gave 18.
+    ``llm.engine_kwargs.n_threads`` overrides this.
+    """
+    cores = os.cpu_count() or 1
+    free = cores - round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else cores
+    return max(1, min(cores // concurrency, free))
+
+
+class LlamaChat:
+    """One loaded llama.cpp model answering :class:`ChatRequest` objects one at a time."""
+
+    def __init__(self, gguf_path: str, n_ctx: int, engine_kwargs: dict[str, Any], concurrency: int):
+        from llama_cpp import Llama
+
+        threads = engine_kwargs.get("n_threads") or default_threads(concurrency)
+        # n_threads_batch (prompt evaluation) would otherwise default to every core
+        kwargs = {
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            "verbose": False,
+            **engine_kwargs,
+        }
+        self.llama = Llama(model_path=gguf_path, n_ctx=n_ctx, **kwargs)
+        self._grammars: dict[str, Any] = {}
+        self._lock = threading.Lock()  # a llama.cpp context is not re-entrant
+
+    def grammar_for(self, schema: dict[str, Any]) -> Any:
+        """GBNF grammar for ``schema``, converted once per distinct schema (keyed by its hash)."""
+        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        blob = json.dumps(schema)  # not sort_keys: property order is the generation order
+        key = hashlib.sha256(blob.encode()).hexdigest()
+        if key not in self._grammars:
+            gbnf = json_schema_to_gbnf(blob).replace(_LOOSE_CHAR_RULE, _STRICT_CHAR_RULE)
+            self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
+        return self._grammars[key]
+
+    def answer(self, request: ChatRequest) -> ChatResponse:
+        started = time.perf_counter()
+        try:
+            grammar = self.grammar_for(request.json_schema) if request.json_schema else None
+            with self._lock:
+                out = self.llama.create_chat_completion(
+                    messages=request.messages,
+                    temperature=request.temperature,
+                    top_p=request.top_p,
+                    max_tokens=request.max_tokens,
+                    seed=request.seed,
+                    grammar=grammar,
+                    **_NEUTRAL_SAMPLING,
+                )
+        except Exception as err:  # noqa: BLE001 -- one bad request must not sink the batch
+            return ChatResponse(
+                id=request.id,
+                error=f"embedded: {type(err).__name__}: {err}",
+                latency_s=time.perf_counter() - started,
+            )
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return ChatResponse(
+            id=request.id,
+            text=choice["message"].get("content") or "",
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            finish_reason=choice.get("finish_reason") or "",
+            latency_s=time.perf_counter() - started,
+        )
+
+    def answer_many(self, requests: list[ChatRequest]) -> list[ChatResponse]:
+        return [self.answer(r) for r in requests]
+
+
+class EmbeddedBackend:
+    """llama.cpp chat backend; in-process for one engine, a Ray actor pool for several."""
+
+    name = "embedded"
+
+    def __init__(self, cfg: LLMConfig):
+        self.gguf_path = resolve_gguf(cfg.model)  # fail at build time, not at the first request
+        self.model_id = f"gguf:{self.gguf_path.name}"
+        self.cfg = cfg
+        self._local: LlamaChat | None = None
+        self._actors: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _engine_args(self) -> tuple[str, int, dict[str, Any], int]:
+        cfg = self.cfg
+        return str(self.gguf_path), cfg.context_length, dict(cfg.engine_kwargs), cfg.concurrency
+
+    def _local_engine(self) -> LlamaChat:
+        with self._lock:  # load lazily: building a backend must stay instant
+            if self._local is None:
+                self._local = LlamaChat(*self._engine_args())
+            return self._local
+
+    def _actor_pool(self) -> list[Any]:
+        import ray
+
+        if not ray.is_initialized():
+            raise RuntimeError(
+                "embedded backend with concurrency > 1 runs on Ray actors: run it inside a stage "
+                "(synthdiv.runtime.ray_session) or set llm.concurrency: 1"
+            )
+        with self._lock:
+            if not self._actors:
+                actor_cls = ray.remote(num_cpus=ACTOR_NUM_CPUS)(LlamaChat)
+                self._actors = [
+                    actor_cls.remote(*self._engine_args()) for _ in range(self.cfg.concurrency)
+                ]
+            return self._actors
+
+    def run(self, requests: Iterable[ChatRequest]) -> Iterator[ChatResponse]:
+        if self.cfg.concurrency == 1:
+            engine = self._local_engine()
+            for request in requests:
+                yield engine.answer(request)
+            return
+        yield from self._run_on_actors(list(requests))
+
+    def _run_on_actors(self, requests: list[ChatRequest]) -> Iterator[ChatResponse]:
+        import ray
+
+        actors = self._actor_pool()
+        size = self.cfg.batch_size
+        batches = [requests[i : i + size] for i in range(0, len(requests), size)]
+        # Equal-sized batches dealt round-robin: each actor works through its queue in order.
+        pending = {
+            actors[n % len(actors)].answer_many.remote(batch): batch
+            for n, batch in enumerate(batches)
+        }
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            batch = pending.pop(done[0])
+            try:
+                yield from ray.get(done[0])
+            except Exception as err:  # noqa: BLE001 -- a dead actor fails its batch, not the run
+                reason = f"embedded actor failed: {type(err).__name__}: {err}"
+                yield from (ChatResponse(id=r.id, error=reason[:2000]) for r in batch)
+
+    def close(self) -> None:
+        import sys
+
+        if self._actors and "ray" in sys.modules:
+            import ray
+
+            for actor in self._actors:
+                ray.kill(actor)
+        self._actors = []
+        if self._local is not None:
+            self._local.llama.close()
+            self._local = None

@@ -1,0 +1,335 @@
+"""Stage B: N clustering iterations, self-verification, and the per-iteration score.
+
+Each iteration clusters K random samples; the answer must be a partition of 1..K (validated, and
+retried by the runner otherwise). Clusters of two or more members are then verified by a second
+call; singletons are valid by definition. Rejected clusters are split into singletons or dropped
+with their samples (``invalid_cluster_rule``), and the iteration scores D_i = C_i² / n_i
+(METHOD.md §1: S_i = n_i / C_i is the mean cluster size, so D_i = C_i / S_i lies in [1/K, K]).
+An iteration whose clustering or verification still fails after the retries is recorded as
+failed and left out of the mean; it never stops the run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from synthdiv.llm.base import ChatRequest
+from synthdiv.llm.runner import LLMRunner
+from synthdiv.metrics.cluster_agent.config import ClusterAgentParams
+from synthdiv.metrics.cluster_agent.criteria import Criteria, draw_samples, request_seed
+from synthdiv.metrics.cluster_agent.prompts import load_template, numbered
+
+OK = "ok"
+FAILED_CLUSTERING = "failed_clustering"
+FAILED_VERIFICATION = "failed_verification"
+EMPTY_AFTER_DROP = "empty_after_drop"
+
+
+@dataclass
+class Iteration:
+    """What one clustering iteration produced (one JSONL row of the artifact)."""
+
+    index: int
+    sample_ids: list[str]
+    status: str = OK
+    error: str | None = None
+    clusters: list[list[int]] = field(default_factory=list)  # 1-based member numbers
+    valid: list[bool] = field(default_factory=list)  # per cluster, after verification
+    C: int = 0  # clusters counted after the invalid rule
+    n: int = 0  # samples counted after the invalid rule
+    S: float = 0.0  # mean cluster size n / C
+    D: float = 0.0  # C² / n
+    answer: dict[str, Any] | None = None  # the clustering JSON (distinctness, metadata, scores)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def row(self) -> dict[str, Any]:
+        """Everything, including the LLM's answers (the JSONL artifact)."""
+        return asdict(self)
+
+    def compact(self) -> dict[str, Any]:
+        """The numbers only (for ``MetricResult.details``; N can be thousands)."""
+        n_valid = sum(self.valid)
+        return {
+            "index": self.index, "status": self.status, "C": self.C, "n": self.n, "S": self.S,
+            "D": self.D, "valid": n_valid, "invalid": len(self.valid) - n_valid,
+        }  # fmt: skip
+
+
+# -- partition and score -------------------------------------------------------------------------
+def validate_partition(clusters: Any, K: int) -> str | None:
+    """None if ``clusters`` (a list of member lists) places each of 1..K exactly once, else why."""
+    if not isinstance(clusters, list) or not clusters:
+        return "no clusters"
+    seen: set[int] = set()
+    for c, members in enumerate(clusters, start=1):
+        if not isinstance(members, list) or not members:
+            return f"cluster {c} has no members"
+        for m in members:
+            if isinstance(m, bool) or not isinstance(m, int):
+                return f"cluster {c}: member {m!r} is not an integer"
+            if not 1 <= m <= K:
+                return f"cluster {c}: index {m} is outside 1..{K}"
+            if m in seen:
+                return f"index {m} is placed twice"
+            seen.add(m)
+    missing = sorted(set(range(1, K + 1)) - seen)
+    return f"indices not placed: {missing}" if missing else None
+
+
+def apply_invalid_rule(sizes: Sequence[int], valid: Sequence[bool], rule: str) -> tuple[int, int]:
+    """(C, n) after handling rejected clusters: 'split' → singletons, 'drop' → removed."""
+    kept = [s for s, ok in zip(sizes, valid) if ok]
+    rejected = [s for s, ok in zip(sizes, valid) if not ok]
+    if rule == "split":
+        return len(kept) + sum(rejected), sum(sizes)
+    if rule == "drop":
+        return len(kept), sum(kept)
+    raise ValueError(f"unknown invalid_cluster_rule {rule!r}; use 'split' or 'drop'")
+
+
+def iteration_score(C: int, n: int) -> float:
+    """D_i = C / S with S = n / C: C² / n (in [1/K, K] for any partition of n ≤ K samples)."""
+    return C * C / n
+
+
+# -- schemas and validators ----------------------------------------------------------------------
+def clustering_schema(criteria: Criteria, K: int, max_chars: int) -> dict[str, Any]:
+    """Constrains an embedded model's grammar: member numbers are an enum of 1..K (llama.cpp's
+    converter ignores minimum/maximum), every criterion is a required key, text is bounded."""
+    text = {"type": "string", "maxLength": max_chars}
+    scored = {
+        "type": "object",
+        "properties": {"reasoning": text, "score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}},
+        "required": ["reasoning", "score"],
+        "additionalProperties": False,
+    }
+    cluster = {
+        "type": "object",
+        "properties": {
+            "members": {
+                "type": "array",
+                "items": {"type": "integer", "enum": list(range(1, K + 1))},
+                "minItems": 1,
+                "maxItems": K,
+            },
+            "distinct_because": text,
+            "metadata": _fixed_keys({c.name: text for c in criteria.metadata}),
+            "scores": _fixed_keys({c.name: scored for c in criteria.metrics}),
+        },
+        "required": ["members", "distinct_because", "metadata", "scores"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "clusters": {"type": "array", "items": cluster, "minItems": 1, "maxItems": K}
+        },
+        "required": ["clusters"],
+        "additionalProperties": False,
+    }
+
+
+def _fixed_keys(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def clustering_validator(K: int, metric_names: Sequence[str]):
+    """The runner's check of a clustering answer: a partition of 1..K, scores 1–5 per metric."""
+
+    def validate(parsed: Any) -> str | None:
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("clusters"), list):
+            return "answer has no 'clusters' list"
+        clusters = parsed["clusters"]
+        if not all(isinstance(c, dict) for c in clusters):
+            return "a cluster is not an object"
+        problem = validate_partition([c.get("members") for c in clusters], K)
+        if problem:
+            return problem
+        for i, c in enumerate(clusters, start=1):
+            scores = c.get("scores")
+            if metric_names and not isinstance(scores, dict):
+                return f"cluster {i} has no 'scores' object"
+            for name in metric_names:
+                entry = scores.get(name)
+                value = entry.get("score") if isinstance(entry, dict) else None
+                if isinstance(value, bool) or value not in (1, 2, 3, 4, 5):
+                    return f"cluster {i}: metric {name!r} has no score in 1..5"
+        return None
+
+    return validate
+
+
+def verification_schema(n_clusters: int, max_chars: int) -> dict[str, Any]:
+    verdict = {
+        "type": "object",
+        "properties": {
+            "cluster": {"type": "integer", "enum": list(range(1, n_clusters + 1))},
+            "reasoning": {"type": "string", "maxLength": max_chars},
+            "valid": {"type": "integer", "enum": [0, 1]},
+        },
+        "required": ["cluster", "reasoning", "valid"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "verdicts": {
+                "type": "array",
+                "items": verdict,
+                "minItems": n_clusters,
+                "maxItems": n_clusters,
+            }
+        },
+        "required": ["verdicts"],
+        "additionalProperties": False,
+    }
+
+
+def verification_validator(n_clusters: int):
+    """One verdict per reviewed cluster, numbered 1..n once each, valid ∈ {0, 1}."""
+
+    def validate(parsed: Any) -> str | None:
+        verdicts = parsed.get("verdicts") if isinstance(parsed, dict) else None
+        if not isinstance(verdicts, list):
+            return "answer has no 'verdicts' list"
+        if len(verdicts) != n_clusters:
+            return f"{len(verdicts)} verdicts for {n_clusters} clusters"
+        numbers = [v.get("cluster") if isinstance(v, dict) else None for v in verdicts]
+        if sorted(n for n in numbers if isinstance(n, int)) != list(range(1, n_clusters + 1)):
+            return f"verdict cluster numbers {numbers} are not 1..{n_clusters} once each"
+        for v in verdicts:
+            if v.get("valid") not in (0, 1):  # True/False compare equal to 1/0 and are accepted
+                return f"cluster {v['cluster']}: 'valid' is {v.get('valid')!r}, not 0 or 1"
+        return None
+
+    return validate
+
+
+# -- the stage -----------------------------------------------------------------------------------
+def run_iterations(
+    ids: Sequence[str],
+    texts: Sequence[str],
+    criteria: Criteria,
+    params: ClusterAgentParams,
+    runner: LLMRunner,
+    seed: int,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[Iteration]:
+    """N iterations: all clustering calls in one batch, then all verification calls."""
+    K, chars = params.K, params.sample_char_budget()
+    draws = draw_samples(len(texts), K, params.N, seed, "clustering")
+    iterations = [Iteration(i, [ids[j] for j in draw]) for i, draw in enumerate(draws)]
+    samples = [numbered([texts[j] for j in draw], chars) for draw in draws]
+    template = load_template("cluster", params.prompt_version)
+    schema = clustering_schema(criteria, K, params.max_reason_chars)
+    criteria_text = criteria.as_prompt_text()
+    requests = [
+        ChatRequest(
+            id=f"cluster-s{seed}-{it.index}",
+            messages=template.messages(K=K, criteria=criteria_text, samples=samples[it.index]),
+            json_schema=schema,
+            temperature=params.temperature,
+            max_tokens=params.max_tokens.clustering,
+            seed=request_seed(seed, "cluster", it.index),
+            prompt_id=template.ref,
+        )
+        for it in iterations
+    ]
+    validate = clustering_validator(K, [c.name for c in criteria.metrics])
+    done = [0]
+
+    def advance(n: int) -> None:  # the runner reports each finished chunk
+        done[0] += n
+        if progress is not None:
+            progress("cluster_agent clustering", done[0], len(requests))
+
+    for it, response in zip(iterations, runner.run(requests, validate=validate, on_done=advance)):
+        if not response.ok:
+            it.status, it.error = FAILED_CLUSTERING, response.error
+            continue
+        it.answer = response.parsed
+        it.clusters = [list(c["members"]) for c in response.parsed["clusters"]]
+        it.valid = [True] * len(it.clusters)
+    if params.verify:
+        verify(iterations, samples, criteria_text, params, runner, seed)
+    for it in iterations:
+        if it.ok:
+            score_iteration(it, params.invalid_cluster_rule)
+    return iterations
+
+
+def verify(
+    iterations: list[Iteration],
+    samples: list[str],
+    criteria_text: str,
+    params: ClusterAgentParams,
+    runner: LLMRunner,
+    seed: int,
+) -> None:
+    """Step 5: review every multi-member cluster; singletons are valid without a call.
+
+    The runner's validator sees only the answer, and the expected verdict count differs between
+    iterations, so requests are grouped by that count: at most K/2 batches.
+    """
+    template = load_template("verify", params.prompt_version)
+    groups: dict[int, list[tuple[Iteration, list[int]]]] = defaultdict(list)
+    for it in iterations:
+        multi = [c for c, members in enumerate(it.clusters) if len(members) > 1]
+        if it.ok and multi:
+            groups[len(multi)].append((it, multi))
+    for n_reviewed, group in sorted(groups.items()):
+        requests = [
+            ChatRequest(
+                id=f"verify-s{seed}-{it.index}",
+                messages=template.messages(
+                    criteria=criteria_text,
+                    samples=samples[it.index],
+                    clusters=_clusters_text(it, multi),
+                ),
+                json_schema=verification_schema(n_reviewed, params.max_reason_chars),
+                temperature=params.temperature,
+                max_tokens=params.max_tokens.verification,
+                seed=request_seed(seed, "verify", it.index),
+                prompt_id=template.ref,
+            )
+            for it, multi in group
+        ]
+        responses = runner.run(requests, validate=verification_validator(n_reviewed))
+        for (it, multi), response in zip(group, responses):
+            if not response.ok:
+                it.status, it.error = FAILED_VERIFICATION, response.error
+                continue
+            it.verdicts = response.parsed["verdicts"]
+            for verdict in it.verdicts:
+                it.valid[multi[verdict["cluster"] - 1]] = bool(verdict["valid"])
+
+
+def _clusters_text(it: Iteration, multi: list[int]) -> str:
+    clusters = (it.answer or {}).get("clusters", [])
+    lines = []
+    for number, c in enumerate(multi, start=1):
+        members = ", ".join(str(m) for m in it.clusters[c])
+        reason = clusters[c].get("distinct_because", "") if c < len(clusters) else ""
+        lines.append(f"Cluster {number}: documents {members}. Stated reason: {reason}")
+    return "\n".join(lines)
+
+
+def score_iteration(it: Iteration, rule: str) -> None:
+    it.C, it.n = apply_invalid_rule([len(c) for c in it.clusters], it.valid, rule)
+    if it.n == 0:  # 'drop' rejected every cluster: nothing left to score
+        it.status, it.error = EMPTY_AFTER_DROP, "every cluster was rejected and dropped"
+        return
+    it.S = it.n / it.C
+    it.D = iteration_score(it.C, it.n)

@@ -1,0 +1,100 @@
+"""Parameters of the LLM cluster-agent metric (METHOD.md §1).
+
+Defaults are CPU-small so the quickstart finishes in minutes on the packaged SmolLM2; the paper's
+settings are in :data:`PAPER_DEFAULTS` (pass them as params to reproduce its protocol).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from synthdiv.config import LLMConfig, StrictModel
+
+# The paper's settings (Table 10 row "default"); k is not stated, its example keeps 4.
+PAPER_DEFAULTS = {"J": 5, "M": 100, "K": 10, "N": 5000, "k": 4, "n_seeds": 10}
+
+# A conservative characters-per-token ratio for budgeting prompts without a tokenizer: English
+# prose runs ~4 chars/token; code, numbers and non-English text run lower.
+CHARS_PER_TOKEN = 3.0
+
+
+class TokenBudgets(StrictModel):
+    """``max_tokens`` of each call kind. Clustering answers grow with K and the criteria count."""
+
+    criteria: int = Field(700, gt=0)
+    merge: int = Field(500, gt=0)
+    guidance: int = Field(120, gt=0)
+    clustering: int = Field(1800, gt=0)
+    verification: int = Field(700, gt=0)
+
+
+class ClusterAgentParams(StrictModel):
+    """Everything that determines a cluster-agent score (the LLM block included)."""
+
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    J: int = Field(3, ge=1, description="Samples shown per criteria call (paper: 5).")
+    M: int = Field(4, ge=1, description="Criteria rounds (paper: 100).")
+    K: int = Field(5, ge=2, description="Samples per clustering call (paper: 10).")
+    N: int = Field(20, ge=1, description="Clustering iterations (paper: 5000).")
+    k: int = Field(
+        3, ge=1, description="Refined metadata and metrics kept each (paper example: 4)."
+    )
+    seed: int = 0
+    n_seeds: int = Field(1, ge=1, description="Repeats with seeds seed..seed+n-1 (paper: 10).")
+    temperature: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="Decoding temperature of every call (overrides llm.temperature).",
+    )
+    invalid_cluster_rule: Literal["split", "drop"] = Field(
+        "split",
+        description="What a cluster the verifier rejects becomes: 'split' = singletons (n_i stays K), "
+        "'drop' = removed with its samples (n_i shrinks).",
+    )
+    generate_criteria: bool = Field(
+        True, description="Stage A on/off (the paper's 'without criteria generation' ablation)."
+    )
+    verify: bool = Field(True, description="Self-verification on/off (paper ablation).")
+    max_sample_chars: int | None = Field(
+        None,
+        gt=0,
+        description="Characters kept per sample (longer ones are truncated). None = derived from "
+        "llm.context_length so the K samples of a clustering prompt fit.",
+    )
+    max_reason_chars: int = Field(
+        160, ge=16, description="Length bound of every free-text field the LLM writes."
+    )
+    max_tokens: TokenBudgets = Field(default_factory=TokenBudgets)
+    prompt_version: str = Field("v1", description="Version of the prompt templates to use.")
+
+    @model_validator(mode="after")
+    def _fits_context(self) -> ClusterAgentParams:
+        # Fail at config time, not after Stage A has spent its calls.
+        fitting = self.fitting_sample_chars()
+        if fitting < 50 or (self.max_sample_chars or 0) > fitting:
+            raise ValueError(
+                f"K={self.K} samples of {self.sample_char_budget()} chars do not fit "
+                f"llm.context_length={self.llm.context_length} with max_tokens.clustering="
+                f"{self.max_tokens.clustering}: lower K, max_sample_chars or the token budget, "
+                "or raise llm.context_length"
+            )
+        return self
+
+    def fitting_sample_chars(self) -> int:
+        """Most characters per sample such that instructions + criteria + K samples + the answer
+        fit the context window (estimated without a tokenizer, conservatively)."""
+        reserved_tokens = self.max_tokens.clustering + FIXED_PROMPT_TOKENS
+        free_chars = (self.llm.context_length - reserved_tokens) * CHARS_PER_TOKEN
+        return int(free_chars // self.K)
+
+    def sample_char_budget(self) -> int:
+        """Characters kept per sample: the explicit budget, else the largest that fits."""
+        return self.max_sample_chars or self.fitting_sample_chars()
+
+
+# Instructions + criteria of a clustering prompt, measured on the v1 templates with k=4 (~900
+# tokens) plus headroom; used only to derive the per-sample budget.
+FIXED_PROMPT_TOKENS = 1100

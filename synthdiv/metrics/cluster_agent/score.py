@@ -1,0 +1,224 @@
+"""The ``cluster_agent`` metric: Stage A (criteria) + Stage B (clustering) per seed, D ± t-CI.
+
+Per seed s (``seed .. seed + n_seeds - 1``): the corpus is subsampled to ``ctx.sample_size``
+(when set), criteria are generated from it, N clustering iterations are scored, and
+D_s = mean of D_i over the iterations that succeeded. The reported value is the mean of D_s with
+a Student-t interval (the paper's bootstrap protocol). Failed iterations are counted, never fatal;
+only a seed where *every* iteration failed raises, because it has no score at all.
+
+Records: per-iteration C_i, n_i, S_i, D_i and valid/invalid counts (``details`` and
+``iterations.jsonl``), the criteria (JSON and text), the prompt template refs, LLM usage. They are
+logged once: through ``ctx.tracker`` when there is one, else returned as ``artifacts``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from synthdiv.config import LLMConfig
+from synthdiv.corpus import Corpus
+from synthdiv.llm.runner import LLMRunner, LLMUsage
+from synthdiv.metrics.base import MetricContext, MetricResult, register
+from synthdiv.metrics.cluster_agent.clustering import Iteration, run_iterations
+from synthdiv.metrics.cluster_agent.config import ClusterAgentParams
+from synthdiv.metrics.cluster_agent.criteria import Criteria, generate_criteria
+from synthdiv.metrics.cluster_agent.prompts import template_refs
+from synthdiv.metrics.protocol import ConfiguredMetric, seeded_subsamples
+
+RUNNER_RESOURCE = "llm_runner"
+
+
+@register
+class ClusterAgent(ConfiguredMetric):
+    """LLM cluster-agent diversity (Chen et al. 2024): mean C_i² / n_i over N clusterings of K."""
+
+    name: ClassVar[str] = "cluster_agent"
+    version: ClassVar[str] = "1"
+    higher_is_more_diverse: ClassVar[bool] = True
+    Params = ClusterAgentParams
+    params: ClusterAgentParams
+
+    def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
+        p = self.params
+        size = len(corpus) if ctx.sample_size is None else min(ctx.sample_size, len(corpus))
+        needed = max(p.K, p.J if p.generate_criteria else 0)
+        if size < needed:
+            raise ValueError(
+                f"cluster_agent: {size} documents to draw from, but K={p.K}"
+                + (f" / J={p.J}" if p.generate_criteria else "")
+                + f" need at least {needed}; use a larger corpus or sample_size, or lower K/J"
+            )
+        runner = shared_runner(p, ctx)
+        usage_before = dataclasses.replace(runner.usage)
+        started = time.perf_counter()
+        out_dir = Path(ctx.work_dir) / "cluster_agent" / corpus.digest[:16]
+        outcomes: dict[int, dict[str, Any]] = {}
+
+        def one_seed(subsample: Corpus, seed: int) -> tuple[float, dict[str, Any]]:
+            outcome = run_seed(subsample, p, runner, seed, ctx)
+            write_seed_files(outcome, out_dir / f"seed_{seed}")
+            outcomes[seed] = outcome
+            return outcome["D"], outcome["summary"]
+
+        result = seeded_subsamples(
+            self, corpus, one_seed, dataclasses.replace(ctx, seed=p.seed, n_seeds=p.n_seeds)
+        )
+        usage = usage_delta(runner.usage, usage_before)
+        failed = sum(o["summary"]["failed_iterations"] for o in outcomes.values())
+        result.tokens = usage.prompt_tokens + usage.completion_tokens
+        result.details |= {
+            "reading": "D_i = C_i^2 / n_i (S_i = n_i / C_i, mean cluster size); bounds [1/K, K]",
+            "invalid_cluster_rule": p.invalid_cluster_rule,
+            "prompts": template_refs(p.prompt_version),
+            "failed_iterations": failed,
+            "llm_usage": dataclasses.asdict(usage),
+            "iterations": {
+                s: [it.compact() for it in o["iterations"]] for s, o in outcomes.items()
+            },
+            "criteria": {s: o["criteria"].to_dict() for s, o in outcomes.items()},
+            "artifact_dir": str(out_dir),
+        }
+        summary_metrics = {
+            "cluster_agent.failed_iterations": failed,
+            "cluster_agent.wall_seconds": time.perf_counter() - started,
+            **usage.as_metrics(prefix="cluster_agent.llm."),
+            **{f"cluster_agent.seed_{s}.D": o["D"] for s, o in outcomes.items()},
+        }
+        result.details["summary_metrics"] = summary_metrics
+        if ctx.tracker is not None:
+            log_to_tracker(ctx.tracker, outcomes, summary_metrics, result.details["prompts"])
+        else:
+            result.artifacts = {"cluster_agent": out_dir}
+        return result
+
+
+def shared_runner(params: ClusterAgentParams, ctx: MetricContext) -> LLMRunner:
+    """One runner per LLM config in ``ctx.resources``: the model loads once for all corpora and
+    seeds. Whoever owns ``ctx.resources`` closes it (see :func:`close_resources`)."""
+    key = runner_key(params.llm)
+    if key not in ctx.resources:
+        from synthdiv.llm import build_runner
+
+        ctx.resources[key] = build_runner(
+            params.llm, cache_dir=str(Path(ctx.work_dir) / "llm_cache")
+        )
+    return ctx.resources[key]
+
+
+def runner_key(llm: LLMConfig) -> tuple[str, str]:
+    """The ``ctx.resources`` key of the runner for ``llm`` (callers may pre-seed their own)."""
+    blob = json.dumps(llm.model_dump(mode="json"), sort_keys=True)
+    return (RUNNER_RESOURCE, hashlib.sha256(blob.encode()).hexdigest()[:16])
+
+
+def close_resources(resources: dict[Any, Any]) -> None:
+    """Close every resource that can be closed (LLM runners, …) and forget them."""
+    for value in resources.values():
+        close = getattr(value, "close", None)
+        if callable(close):
+            close()
+    resources.clear()
+
+
+def run_seed(
+    corpus: Corpus, params: ClusterAgentParams, runner: LLMRunner, seed: int, ctx: MetricContext
+) -> dict[str, Any]:
+    if ctx.progress is not None:
+        ctx.progress("cluster_agent criteria", 0, 1)
+    criteria = generate_criteria(corpus.texts, params, runner, seed)
+    if ctx.progress is not None:
+        ctx.progress("cluster_agent criteria", 1, 1)
+    iterations = run_iterations(
+        corpus.ids, corpus.texts, criteria, params, runner, seed, ctx.progress
+    )
+    ok = [it for it in iterations if it.ok]
+    if not ok:
+        first = next((it.error for it in iterations if it.error), "unknown")
+        raise RuntimeError(
+            f"cluster_agent: all {len(iterations)} iterations failed for seed {seed} ({first})"
+        )
+    D = sum(it.D for it in ok) / len(ok)
+    summary = iteration_summary(iterations, params.K) | {"D": D, "seed": seed}
+    return {"D": D, "summary": summary, "iterations": iterations, "criteria": criteria}
+
+
+def iteration_summary(iterations: list[Iteration], K: int) -> dict[str, Any]:
+    ok = [it for it in iterations if it.ok]
+    by_status: dict[str, int] = {}
+    for it in iterations:
+        by_status[it.status] = by_status.get(it.status, 0) + 1
+    return {
+        "N": len(iterations),
+        "K": K,
+        "ok_iterations": len(ok),
+        "failed_iterations": len(iterations) - len(ok),
+        "status_counts": by_status,
+        "mean_C": sum(it.C for it in ok) / len(ok) if ok else None,
+        "mean_S": sum(it.S for it in ok) / len(ok) if ok else None,
+        "valid_clusters": sum(sum(it.valid) for it in ok),
+        "invalid_clusters": sum(len(it.valid) - sum(it.valid) for it in ok),
+    }
+
+
+def write_seed_files(outcome: dict[str, Any], folder: Path) -> None:
+    """iterations.jsonl, criteria.json, criteria.md, summary.json; each written then renamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    criteria: Criteria = outcome["criteria"]
+    files = {
+        "iterations.jsonl": "".join(json.dumps(it.row()) + "\n" for it in outcome["iterations"]),
+        "criteria.json": json.dumps(criteria.to_dict(), indent=2),
+        "criteria.md": criteria_markdown(criteria),
+        "summary.json": json.dumps(outcome["summary"], indent=2),
+    }
+    for name, text in files.items():
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(folder / name)
+
+
+def criteria_markdown(criteria: Criteria) -> str:
+    lines = ["# Cluster-agent criteria", ""]
+    for c in criteria.interleaved():
+        lines += [
+            f"## {c.name} ({c.kind})",
+            "",
+            f"- definition: {c.definition}",
+            f"- guidance: {c.guidance}",
+            "",
+        ]
+    lines += ["## As given to the clusterer", "", criteria.as_prompt_text(), ""]
+    return "\n".join(lines)
+
+
+def log_to_tracker(
+    tracker: Any,
+    outcomes: dict[int, dict[str, Any]],
+    metrics: dict[str, float],
+    prompts: dict[str, str],
+) -> None:
+    tracker.log_metrics(metrics)
+    tracker.log_dict(prompts, "cluster_agent/prompts.json")
+    for seed, o in outcomes.items():
+        base = f"cluster_agent/seed_{seed}"
+        tracker.log_text(
+            "".join(json.dumps(it.row()) + "\n" for it in o["iterations"]),
+            f"{base}/iterations.jsonl",
+        )
+        tracker.log_dict(o["criteria"].to_dict(), f"{base}/criteria.json")
+        tracker.log_text(criteria_markdown(o["criteria"]), f"{base}/criteria.md")
+        tracker.log_dict(o["summary"], f"{base}/summary.json")
+
+
+def usage_delta(after: LLMUsage, before: LLMUsage) -> LLMUsage:
+    """What this compute call cost on a runner shared with other calls."""
+    return LLMUsage(
+        **{
+            f.name: getattr(after, f.name) - getattr(before, f.name)
+            for f in dataclasses.fields(LLMUsage)
+        }
+    )

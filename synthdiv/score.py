@@ -1,0 +1,185 @@
+"""The score stage: one corpus in, every selected diversity metric (value ± CI) out, in MLflow.
+
+Flow: read + validate the corpus (rejects quarantined and counted) → embeddings once, on demand,
+through the Ray Data pipeline → each metric → a table, a plot and per-metric details. A metric
+that fails is recorded as failed and the others still run: nothing computed is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
+from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
+from synthdiv.embed import EmbedConfig, embed_corpus
+from synthdiv.metrics import MetricContext, MetricResult, available, create
+from synthdiv.progress import ProgressFn, no_progress
+from synthdiv.report_plots import plot_scores
+from synthdiv.stage import StageContext, StageResult, run_stage
+
+# Metrics that need settings no default can supply (a second LM) are opt-in.
+OPT_IN_METRICS = frozenset({"perplexity_gap"})
+METRIC_PREFIX = "div"
+
+
+def default_metrics() -> dict[str, dict[str, Any]]:
+    return {name: {} for name in available() if name not in OPT_IN_METRICS}
+
+
+class ScoreConfig(StrictModel):
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    corpus: CorpusConfig = Field(default_factory=lambda: CorpusConfig(path=example_corpus_path()))
+    name: str | None = Field(None, description="Corpus name in MLflow; default: file stem.")
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    metrics: dict[str, dict[str, Any]] = Field(
+        default_factory=default_metrics,
+        description="metric name → its params. Default: every registered metric except "
+        f"{sorted(OPT_IN_METRICS)}.",
+    )
+    seed: int = 0
+    n_seeds: int = Field(3, ge=1, description="Subsample/bootstrap repeats (paper: 10).")
+    sample_size: int | None = Field(
+        2000, gt=0, description="Documents per seeded subsample for subsampled metrics."
+    )
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if not value:
+            raise ValueError("select at least one metric")
+        for name, params in value.items():
+            create(name, **(params or {}))  # unknown names and bad params fail here, not later
+        return value
+
+
+def metric_keys(name: str) -> dict[str, str]:
+    base = f"{METRIC_PREFIX}.{name}"
+    return {k: f"{base}.{k}" for k in ("value", "ci_low", "ci_high", "n", "seconds")}
+
+
+class _Embeddings:
+    """Embeds the whole corpus once (resumable shards), then serves rows for any subsample."""
+
+    def __init__(self, corpus: Corpus, cfg: EmbedConfig, out_uri: str):
+        self.corpus, self.cfg, self.out_uri = corpus, cfg, out_uri
+        self._vectors: np.ndarray | None = None
+        self._row: dict[str, int] = {}
+
+    def __call__(self, subset: Corpus) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = embed_corpus(self.corpus, self.cfg, self.out_uri)
+            self._row = {doc_id: i for i, doc_id in enumerate(self.corpus.ids)}
+        return self._vectors[[self._row[i] for i in subset.ids]]
+
+
+class ScoreStage:
+    name: ClassVar[str] = "score"
+
+    def __init__(self, config: ScoreConfig, progress: ProgressFn = no_progress):
+        self.config = config
+        self.progress = progress
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.config.runtime
+
+    def run(self, ctx: StageContext) -> StageResult:
+        cfg = self.config
+        corpus, report = read_corpus(cfg.corpus, quarantine_dir=f"{ctx.output_dir}/quarantine")
+        name = cfg.name or Path(cfg.corpus.path.rstrip("/")).stem
+        ctx.tracker.log_dataset(name=name, digest=corpus.digest, source=cfg.corpus.path, n_rows=len(corpus))
+        ctx.tracker.set_tags({"synthdiv.corpus_name": name, "synthdiv.corpus_source": cfg.corpus.path})
+        ctx.tracker.log_metrics(
+            {"corpus.n_in": report.n_in, "corpus.n_ok": report.n_ok, "corpus.n_rejected": report.n_rejected}
+            | {f"corpus.rejected.{k}": v for k, v in report.reasons.items()}
+        )
+        metric_ctx = MetricContext(
+            seed=cfg.seed,
+            n_seeds=cfg.n_seeds,
+            sample_size=cfg.sample_size,
+            confidence=cfg.confidence,
+            work_dir=Path(ctx.output_dir) if "://" not in ctx.output_dir else Path(".synthdiv/work"),
+            embeddings=_Embeddings(corpus, cfg.embed, f"{ctx.output_dir}/embeddings"),
+            tracker=ctx.tracker,
+            progress=self.progress,
+        )
+        rows, failures = [], {}
+        for i, (metric_name, params) in enumerate(cfg.metrics.items()):
+            self.progress("metrics", i, len(cfg.metrics))
+            result, error = _compute(metric_name, params, corpus, metric_ctx)
+            if error is not None:
+                failures[metric_name] = error
+                ctx.tracker.set_tags({f"synthdiv.metric_error.{metric_name}": error.splitlines()[-1][:4000]})
+                continue
+            rows.append(result.as_row())
+            ctx.tracker.log_metrics(_metric_values(result))
+            ctx.tracker.log_dict(_jsonable(result.details | {"per_seed": result.per_seed}), f"metrics/{metric_name}.json")
+            for artifact_dir, path in result.artifacts.items():
+                ctx.tracker.log_artifact(path, artifact_dir)
+        self.progress("metrics", len(cfg.metrics), len(cfg.metrics))
+        artifacts = _write_report(rows, failures, Path(metric_ctx.work_dir) / "report", name)
+        if failures:
+            ctx.tracker.set_tags({"synthdiv.failed_metrics": ",".join(sorted(failures))})
+        return StageResult(
+            metrics={"score.metrics_ok": len(rows), "score.metrics_failed": len(failures)},
+            tables={"scores": rows},
+            artifacts={"report": artifacts},
+            outputs={"scores": str(artifacts / "scores.json"), "dataset_digest": corpus.digest},
+            extra={"rows": rows, "failures": failures, "validation": report, "corpus_name": name},
+        )
+
+
+def _compute(
+    name: str, params: dict[str, Any], corpus: Corpus, ctx: MetricContext
+) -> tuple[MetricResult | None, str | None]:
+    started = time.perf_counter()
+    try:
+        result = create(name, **(params or {})).compute(corpus, ctx)
+    except Exception:  # one broken metric must not lose the others' results
+        return None, traceback.format_exc(limit=5)
+    result.seconds = result.seconds or time.perf_counter() - started
+    return result, None
+
+
+def _metric_values(result: MetricResult) -> dict[str, float]:
+    keys = metric_keys(result.name)
+    return {
+        keys["value"]: result.value,
+        keys["ci_low"]: result.ci_low,
+        keys["ci_high"]: result.ci_high,
+        keys["n"]: result.n,
+        keys["seconds"]: result.seconds,
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _write_report(rows: list[dict[str, Any]], failures: dict[str, str], out: Path, name: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scores.json").write_text(json.dumps({"corpus": name, "scores": rows, "failures": failures}, indent=2))
+    lines = ["| metric | value | 95% CI | n | higher = more diverse |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {r['metric']} | {r['value']:.4g} | [{r['ci_low']:.4g}, {r['ci_high']:.4g}] | {r['n']} | "
+        f"{'yes' if r['higher_is_more_diverse'] else 'no'} |"
+        for r in rows
+    ]
+    lines += [f"| {m} | failed | | | |" for m in failures]
+    (out / "scores.md").write_text("\n".join(lines) + "\n")
+    if rows:
+        plot_scores(rows, out / "scores.png", title=f"Diversity of {name}")
+    return out
+
+
+def score_corpus(config: ScoreConfig, progress: ProgressFn = no_progress, parent: Any = None) -> StageResult:
+    """Score one corpus as a tracked stage; the library entry point behind ``synthdiv score``."""
+    return run_stage(ScoreStage(config, progress), parent=parent)

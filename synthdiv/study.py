@@ -1,0 +1,212 @@
+"""A whole study from one config: generate → score → (mix) → pretrain → sft → eval → correlate.
+
+Every stage config is built and validated before anything runs, so a study whose parts conflict
+fails in seconds, not hours. The study is one parent MLflow run; each stage is a child run whose
+identity is its config digest, so a rerun of a crashed study reuses every finished stage
+(``run_stage(reuse=True)``) and continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from synthdiv.config import ConfigError, CorpusConfig, RuntimeConfig, StrictModel, set_dotted
+from synthdiv.progress import ProgressFn, no_progress
+from synthdiv.runtime import ray_session
+from synthdiv.stage import StageResult, run_stage
+from synthdiv.tracking import Tracker, stage_run
+
+
+class CorpusVariant(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    generate: dict[str, Any] = Field(default_factory=dict, description="Overrides of `generate`.")
+    mix: dict[str, Any] = Field(default_factory=dict, description="Overrides of `mix`.")
+
+
+class StudyConfig(StrictModel):
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    name: str = Field("study", pattern=r"^[A-Za-z0-9_.-]+$")
+    generate: dict[str, Any] = Field(default_factory=dict, description="Base generate config.")
+    corpora: list[CorpusVariant] = Field(default_factory=list)
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Dotted generate keys → values; their product adds one corpus per cell.",
+    )
+    score: dict[str, Any] = Field(default_factory=dict, description="Score config (no corpus).")
+    real_data: CorpusConfig | None = Field(None, description="Real corpus mixed with each one.")
+    mix: dict[str, Any] = Field(default_factory=dict, description="Mix config (with real_data).")
+    model_sizes: list[str] = Field(default_factory=lambda: ["tiny"], min_length=1)
+    pretrain: dict[str, Any] = Field(default_factory=dict, description="Pretrain config (no data).")
+    sft: dict[str, Any] | None = Field(default_factory=dict, description="None skips SFT.")
+    eval: dict[str, Any] = Field(default_factory=dict, description="Eval config (no model).")
+    correlate: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _expand_grid(self) -> StudyConfig:
+        if self.grid:
+            keys = list(self.grid)
+            for values in itertools.product(*(self.grid[k] for k in keys)):
+                overrides: dict[str, Any] = {}
+                for key, value in zip(keys, values):
+                    set_dotted(overrides, key, value)
+                label = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, values))
+                self.corpora.append(CorpusVariant(name=label, generate=overrides))
+            self.grid = {}
+        names = [c.name for c in self.corpora]
+        if len(names) < 2:
+            raise ValueError("a study needs at least two corpora (corpora: or grid:) to correlate")
+        if len(set(names)) != len(names):
+            raise ValueError(f"corpus names must be unique: {names}")
+        return self
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@dataclass
+class CorpusPlan:
+    """The validated stage configs of one corpus's branch of the study DAG."""
+
+    variant: CorpusVariant
+    generate: Any
+    score: Any
+    pretrain: dict[str, Any] = field(default_factory=dict)  # size → PretrainConfig (data pending)
+    sft: dict[str, Any] = field(default_factory=dict)  # size → SftConfig (base model pending)
+
+    @property
+    def name(self) -> str:
+        return self.variant.name
+
+
+def _validated(model: type, data: dict[str, Any], where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except Exception as err:  # pydantic ValidationError or a validator's ValueError
+        raise ConfigError(f"study stage {where}: {err}") from None
+
+
+PENDING = "pending://"  # an input produced by an earlier stage, filled in at run time
+
+
+def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
+    """Build and validate every stage config of the study before running anything."""
+    from synthdiv.generate.config import GenerateConfig
+    from synthdiv.score import ScoreConfig
+    from synthdiv.train.config import PretrainConfig, SftConfig
+
+    child_runtime = cfg.runtime.model_copy(update={"job_id": None})
+    rt = child_runtime.model_dump()
+    root = f"{cfg.runtime.storage_uri.rstrip('/')}/{cfg.name}"
+    plans = []
+    for variant in cfg.corpora:
+        gen = _merge(cfg.generate, variant.generate)
+        # Content-addressed: variants with the same generation knobs share one corpus on storage.
+        key = hashlib.sha256(json.dumps(gen, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        gen = _merge(gen, {"output": {"path": f"{root}/corpora/{key}"}})
+        gen |= {"runtime": rt, "score_after": False, "name": variant.name}
+        gen_cfg = _validated(GenerateConfig, gen, f"generate[{variant.name}]")
+        score = cfg.score | {"runtime": rt, "name": variant.name,
+                             "corpus": {"path": gen_cfg.output.path}}
+        plan = CorpusPlan(variant, gen_cfg, _validated(ScoreConfig, score, f"score[{variant.name}]"))
+        if cfg.real_data is not None:
+            mix_config(cfg, variant, PENDING + "corpus", rt)
+        for size in cfg.model_sizes:
+            pre = _merge(cfg.pretrain, {"model": {"preset": size}}) | {"runtime": rt}
+            pre["data"] = _merge(cfg.pretrain.get("data", {}), {"corpora": [{"corpus": {"path": PENDING + "corpus"}}]})
+            plan.pretrain[size] = _validated(PretrainConfig, pre, f"pretrain[{variant.name},{size}]")
+            if cfg.sft is not None:
+                sft = cfg.sft | {"runtime": rt, "base_model": PENDING + "model"}
+                plan.sft[size] = _validated(SftConfig, sft, f"sft[{variant.name},{size}]")
+        plans.append(plan)
+    _validate_eval(cfg, rt)
+    return plans
+
+
+def mix_config(cfg: StudyConfig, variant: CorpusVariant, synthetic_uri: str, rt: dict[str, Any]) -> Any:
+    """The mixture of the study's real data with one synthetic corpus (study.mix + the corpus's
+    own mix overrides, e.g. its real:synthetic weights)."""
+    from synthdiv.generate.mix import MixConfig
+
+    assert cfg.real_data is not None
+    name = variant.name
+    mix = _merge(cfg.mix, variant.mix)
+    weights = mix.pop("weights", {"real": 1.0, "synthetic": 1.0})
+    if set(weights) != {"real", "synthetic"}:
+        raise ConfigError(f"study mix.weights needs exactly 'real' and 'synthetic', got {sorted(weights)}")
+    sources = [
+        {"name": "real", "corpus": cfg.real_data.model_dump(), "weight": weights["real"]},
+        {"name": "synthetic", "corpus": {"path": synthetic_uri}, "weight": weights["synthetic"]},
+    ]
+    root = f"{cfg.runtime.storage_uri.rstrip('/')}/{cfg.name}/mixtures/{name}"
+    data = _merge(mix, {"output": {"path": root}}) | {"runtime": rt, "name": name, "sources": sources}
+    return _validated(MixConfig, data, f"mix[{name}]")
+
+
+def _validate_eval(cfg: StudyConfig, rt: dict[str, Any]) -> None:
+    from synthdiv.evaluate.config import EvalConfig
+
+    _validated(EvalConfig, eval_config_data(cfg, rt, PENDING + "model", {}), "eval")
+
+
+def eval_config_data(cfg: StudyConfig, rt: dict[str, Any], model_path: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The eval block of the study for one model (deep-merged: model settings are kept)."""
+    return _merge(_merge(cfg.eval, extra), {"runtime": rt, "model": {"path": model_path}})
+
+
+class StudyStage:
+    """The parent of a study: runs the DAG, each stage a child run, and correlates at the end."""
+
+    name: ClassVar[str] = "study"
+
+    def __init__(self, config: StudyConfig, progress: ProgressFn = no_progress):
+        self.config = config
+        self.progress = progress
+        self.plans = plan_study(config)
+        self._done = 0
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.config.runtime
+
+    def total_steps(self) -> int:
+        per_size = 2 + (2 if self.config.sft is not None else 0)  # pretrain, eval[, sft, eval]
+        per_corpus = 2 + (1 if self.config.real_data is not None else 0)  # generate, score[, mix]
+        return len(self.plans) * (per_corpus + len(self.config.model_sizes) * per_size) + 1
+
+    def run_all(self) -> dict[str, Any]:
+        with ray_session(self.runtime), stage_run("study", self.config, self.runtime) as parent:
+            parent.set_tags({"synthdiv.study": self.config.name})
+            return self._run(parent)
+
+    def _run(self, parent: Tracker) -> dict[str, Any]:
+        from synthdiv.study_steps import StudySteps
+
+        steps = StudySteps(self.config, parent, self._step)
+        summary = {plan.name: steps.corpus_branch(plan) for plan in self.plans}
+        correlation = steps.correlate()
+        self._step("correlate")
+        return {"corpora": summary, "correlate": correlation, "parent_run_id": parent.run_id,
+                "run_link": parent.link()}
+
+    def _step(self, label: str) -> None:
+        self._done += 1
+        self.progress("study", self._done, self.total_steps())
+
+
+def run_study(config: StudyConfig, progress: ProgressFn = no_progress) -> dict[str, Any]:
+    return StudyStage(config, progress).run_all()
+
+
+def child(stage: Any, parent: Tracker) -> StageResult:
+    """Run one study stage as a child run, reusing an identical finished one."""
+    return run_stage(stage, parent=parent, reuse=True)

@@ -1,0 +1,87 @@
+"""``synthdiv pretrain``: pack the mixture once, train a fresh Llama on Ray Train, log the model."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from synthdiv.config import RuntimeConfig
+from synthdiv.stage import StageContext, StageResult
+from synthdiv.tracking import TAG_DATASET
+from synthdiv.train.config import PretrainConfig
+from synthdiv.train.data import build_pretrain_arrays, load_tokenizer
+from synthdiv.train.loop import LoopSpec
+from synthdiv.train.mfu import flops_per_token
+from synthdiv.train.model import count_parameters, llama_config
+from synthdiv.train.store import reuse_or_build, stable_digest, write_store
+from synthdiv.train.trainer import (
+    absolute_output,
+    layout,
+    log_trained_model,
+    run_training,
+    steps_for,
+)
+
+
+class PretrainStage:
+    name: ClassVar[str] = "pretrain"
+
+    def __init__(self, config: PretrainConfig):
+        self.config = config
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.config.runtime
+
+    def prepare_data(self, data_uri: str, quarantine_dir: str) -> dict:
+        """Tokenize + pack unless a complete token store is already there (reruns skip it)."""
+        cfg = self.config
+        recipe = stable_digest([cfg.data.model_dump(mode="json"), cfg.train.schedule.seed])
+
+        def build() -> None:
+            tokenizer = load_tokenizer(cfg.data.tokenizer)
+            input_ids, summary = build_pretrain_arrays(
+                cfg.data, tokenizer, tokenizer.name_or_path, cfg.train.schedule.seed,
+                quarantine_dir=quarantine_dir,
+            )
+            summary.update(vocab_size=len(tokenizer), eos_id=tokenizer.eos_token_id,
+                           bos_id=tokenizer.bos_token_id, recipe=recipe)
+            write_store(data_uri, {"input_ids": input_ids}, summary, tokenizer)
+
+        return reuse_or_build(data_uri, recipe, build)
+
+    def run(self, ctx: StageContext) -> StageResult:
+        cfg = self.config
+        paths = layout(absolute_output(ctx))
+        meta = self.prepare_data(paths["data"], paths["quarantine"])
+        for corpus in meta["corpora"]:
+            ctx.tracker.log_dataset(name=corpus["name"], digest=corpus["digest"],
+                                    source=corpus["path"], n_rows=corpus["documents"],
+                                    context="train")
+        ctx.tracker.set_tags({TAG_DATASET: meta["digest"]})
+        ctx.tracker.log_dict(meta, "data/mixture.json")
+
+        hf_config = llama_config(cfg.model, meta["vocab_size"], bos_id=meta["bos_id"],
+                                 eos_id=meta["eos_id"], attention=cfg.train.scale.attention)
+        n_params = count_parameters(hf_config)
+        total_steps = steps_for(cfg.train, meta["rows"], cfg.data.seq_len, default_epochs=1)
+        ctx.tracker.log_params({"derived.parameters": n_params, "derived.total_steps": total_steps,
+                                "derived.data_rows": meta["rows"]})
+        spec = LoopSpec(
+            stage=self.name, model_config_dict=hf_config.to_dict(), data_uri=paths["data"],
+            run_root=paths["run_root"], state_uri=paths["state"], model_out_uri=paths["model"],
+            total_steps=total_steps, seq_len=cfg.data.seq_len,
+            flops_per_token=flops_per_token(hf_config, cfg.data.seq_len), train=cfg.train,
+        )
+        final = run_training(spec, ctx.tracker)
+        lineage = {TAG_DATASET: meta["digest"], "synthdiv.preset": cfg.model.preset,
+                   **{f"synthdiv.diversity.{k}": v for k, v in cfg.diversity_scores.items()}}
+        model = log_trained_model(ctx, spec, name=f"pretrain-{cfg.model.preset}", tags=lineage,
+                                  params={"parameters": n_params, "steps": total_steps},
+                                  register_as=cfg.register_as)
+        return StageResult(
+            metrics={"final_loss": final.get("train/loss", float("nan")),
+                     "tokens_seen": final.get("tokens_seen", 0), "steps": total_steps,
+                     "parameters": n_params},
+            outputs={"model": paths["model"], "data": paths["data"],
+                     "checkpoints": paths["run_root"], **model},
+        )

@@ -1,0 +1,106 @@
+"""``synthdiv sft``: fine-tune a pretrained HF checkpoint on chat data, loss on assistant turns."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from synthdiv.config import RuntimeConfig
+from synthdiv.stage import StageContext, StageResult
+from synthdiv.tracking import TAG_DATASET
+from synthdiv.train.config import SftConfig
+from synthdiv.train.loop import LoopSpec
+from synthdiv.train.mfu import flops_per_token
+from synthdiv.train.model import count_parameters
+from synthdiv.train.sft_data import ChatTemplate, encode_conversations, read_conversations
+from synthdiv.train.store import (
+    IGNORE_INDEX,
+    localize,
+    reuse_or_build,
+    stable_digest,
+    write_store,
+)
+from synthdiv.train.trainer import (
+    absolute_output,
+    layout,
+    log_trained_model,
+    run_training,
+    steps_for,
+)
+
+
+class SftStage:
+    name: ClassVar[str] = "sft"
+
+    def __init__(self, config: SftConfig):
+        self.config = config
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.config.runtime
+
+    def _base(self):
+        from transformers import AutoConfig, AutoTokenizer
+
+        base_dir = localize(self.config.base_model)
+        if not (base_dir / "config.json").is_file():
+            raise FileNotFoundError(
+                f"base_model {self.config.base_model} is not a Hugging Face model directory "
+                "(no config.json): point it at a pretrain run's model/ output"
+            )
+        return AutoConfig.from_pretrained(base_dir), AutoTokenizer.from_pretrained(base_dir)
+
+    def prepare_data(self, data_uri: str, tokenizer) -> dict:
+        cfg = self.config.data
+        recipe = stable_digest([cfg.model_dump(mode="json"), self.config.base_model])
+
+        def build() -> None:
+            rows, path = read_conversations(cfg)
+            template = ChatTemplate(tokenizer, cfg.template)
+            encoded = encode_conversations(rows, template, cfg.seq_len, cfg.system_prompt)
+            if len(encoded.input_ids) == 0:
+                raise ValueError(f"SFT dataset {path}: no usable conversation "
+                                 f"({len(encoded.rejected)} rejected)")
+            meta = {"path": path, "template": template.kind, "n_in": encoded.n_in,
+                    "rows": len(encoded.input_ids), "rejected": encoded.rejected,
+                    "assistant_tokens": int((encoded.labels != IGNORE_INDEX).sum()),
+                    "digest": stable_digest(rows), "recipe": recipe}
+            write_store(data_uri, {"input_ids": encoded.input_ids, "labels": encoded.labels},
+                        meta, tokenizer)
+
+        return reuse_or_build(data_uri, recipe, build)
+
+    def run(self, ctx: StageContext) -> StageResult:
+        cfg = self.config
+        paths = layout(absolute_output(ctx))
+        base_config, tokenizer = self._base()
+        if cfg.data.seq_len > base_config.max_position_embeddings:
+            raise ValueError(f"data.seq_len {cfg.data.seq_len} exceeds the base model's context "
+                             f"{base_config.max_position_embeddings}")
+        meta = self.prepare_data(paths["data"], tokenizer)
+        ctx.tracker.log_dataset(name="sft", digest=meta["digest"], source=meta["path"],
+                                n_rows=meta["rows"], context="train")
+        ctx.tracker.set_tags({TAG_DATASET: meta["digest"], "synthdiv.base_model": cfg.base_model})
+        if meta["rejected"]:
+            ctx.tracker.log_table_rows(meta["rejected"], "data/rejected.jsonl")
+        total_steps = steps_for(cfg.train, meta["rows"], cfg.data.seq_len, default_epochs=3)
+        n_params = count_parameters(base_config)
+        ctx.tracker.log_params({"derived.total_steps": total_steps, "derived.data_rows": meta["rows"],
+                                "derived.rejected_rows": len(meta["rejected"])})
+        spec = LoopSpec(
+            stage=self.name, pretrained_dir=cfg.base_model, data_uri=paths["data"],
+            run_root=paths["run_root"], state_uri=paths["state"], model_out_uri=paths["model"],
+            total_steps=total_steps, seq_len=cfg.data.seq_len,
+            flops_per_token=flops_per_token(base_config, cfg.data.seq_len), train=cfg.train,
+        )
+        final = run_training(spec, ctx.tracker)
+        model = log_trained_model(
+            ctx, spec, name="sft", register_as=cfg.register_as,
+            tags={TAG_DATASET: meta["digest"], "synthdiv.base_model": cfg.base_model},
+            params={"parameters": n_params, "steps": total_steps},
+        )
+        return StageResult(
+            metrics={"final_loss": final.get("train/loss", float("nan")), "steps": total_steps,
+                     "rows": meta["rows"], "rejected_rows": len(meta["rejected"])},
+            outputs={"model": paths["model"], "data": paths["data"],
+                     "checkpoints": paths["run_root"], **model},
+        )

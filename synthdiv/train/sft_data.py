@@ -1,0 +1,137 @@
+"""SFT data: JSONL chat conversations → token rows whose labels cover assistant turns only.
+
+Row format (one conversation per line)::
+
+    {"messages": [{"role": "system", "content": "…"}, {"role": "user", "content": "…"},
+                  {"role": "assistant", "content": "…"}, …]}
+
+Each turn is encoded as prefix + content + suffix of the chat template and tokenized piece by
+piece, so the label mask is exact: assistant content and its end-of-turn token carry loss, every
+other token (system, user, role headers, padding) is ``IGNORE_INDEX``. Rows are right-padded;
+with causal attention, padding after the last real token cannot change what comes before it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from synthdiv.shards import filesystem
+from synthdiv.train.config import SftData
+from synthdiv.train.store import IGNORE_INDEX
+
+ROLES = ("system", "user", "assistant")
+
+
+class ChatTemplate:
+    """ChatML (``<|im_start|>role\\n…<|im_end|>\\n``, SmolLM2's format) or a plain fallback."""
+
+    def __init__(self, tokenizer: Any, kind: str = "auto"):
+        self.tokenizer = tokenizer
+        has_chatml = "<|im_start|>" in (tokenizer.chat_template or "") and \
+            tokenizer.convert_tokens_to_ids("<|im_end|>") != tokenizer.unk_token_id
+        self.kind = ("chatml" if has_chatml else "simple") if kind == "auto" else kind
+
+    def encode_turn(self, role: str, content: str) -> tuple[list[int], list[bool]]:
+        """Token ids of one turn and, per token, whether it is trained on."""
+        enc = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self.kind == "chatml":
+            head, body, end = enc(f"<|im_start|>{role}\n"), enc(content), enc("<|im_end|>\n")
+        else:
+            head, body = enc(f"### {role.capitalize()}:\n"), enc(content)
+            end = [self.tokenizer.eos_token_id] + enc("\n\n") if role == "assistant" else enc("\n\n")
+        trained = role == "assistant"
+        return head + body + end, [False] * len(head) + [trained] * (len(body) + len(end))
+
+    def encode(self, messages: list[dict[str, str]]) -> tuple[list[int], list[bool]]:
+        ids: list[int] = []
+        mask: list[bool] = []
+        for message in messages:
+            turn_ids, turn_mask = self.encode_turn(message["role"], message["content"])
+            ids += turn_ids
+            mask += turn_mask
+        return ids, mask
+
+
+@dataclass
+class SftRows:
+    input_ids: np.ndarray
+    labels: np.ndarray
+    n_in: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def validate_conversation(row: Any, system_prompt: str | None) -> list[dict[str, str]]:
+    """The conversation's messages, or ValueError naming what is wrong with the row."""
+    if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+        raise ValueError("row has no 'messages' list")  # noqa: TRY004 (a bad row, caught and counted)
+    messages = row["messages"]
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(
+                m.get("content"), str):
+            raise ValueError("a message needs role in system/user/assistant and string content")
+    if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
+        raise ValueError("no non-empty assistant message")
+    if system_prompt and messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": system_prompt}, *messages]
+    return messages
+
+
+def encode_conversations(rows: list[Any], template: ChatTemplate, seq_len: int,
+                         system_prompt: str | None = None) -> SftRows:
+    """Rows → padded (input_ids, labels); invalid or fully truncated rows are rejected with a
+    reason, so ``n_in == len(input_ids) + len(rejected)``."""
+    pad_id = template.tokenizer.pad_token_id
+    pad_id = template.tokenizer.eos_token_id if pad_id is None else pad_id
+    ids_rows, label_rows, rejected = [], [], []
+    for index, row in enumerate(rows):
+        try:
+            messages = validate_conversation(row, system_prompt)
+        except ValueError as err:
+            rejected.append({"row": index, "reason": str(err)})
+            continue
+        ids, mask = template.encode(messages)
+        ids, mask = ids[:seq_len], mask[:seq_len]
+        if not any(mask):
+            rejected.append({"row": index, "reason": f"no assistant token within seq_len={seq_len}"})
+            continue
+        labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
+        pad = seq_len - len(ids)
+        ids_rows.append(ids + [pad_id] * pad)
+        label_rows.append(labels + [IGNORE_INDEX] * pad)
+    shape = (len(ids_rows), seq_len)
+    return SftRows(
+        input_ids=np.array(ids_rows, dtype=np.int64).reshape(shape),
+        labels=np.array(label_rows, dtype=np.int64).reshape(shape),
+        n_in=len(rows), rejected=rejected,
+    )
+
+
+def packaged_sft_path() -> str:
+    return str(resources.files("synthdiv") / "data" / "sft")
+
+
+def read_conversations(data: SftData) -> tuple[list[Any], str]:
+    """Parsed JSONL rows (None for an unparsable line) and the path read."""
+    path = data.path or packaged_sft_path()
+    fs, root = filesystem(path)
+    if not fs.exists(root):
+        raise FileNotFoundError(f"SFT dataset not found: {path}")
+    files = sorted(f for f in fs.find(root) if f.endswith(".jsonl")) if fs.isdir(root) else [root]
+    if not files:
+        raise FileNotFoundError(f"SFT dataset {path} holds no .jsonl files")
+    rows: list[Any] = []
+    for file in files:
+        with fs.open(file, "r") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    rows.append(None)  # rejected downstream with a reason, keeps counts honest
+    return rows, path

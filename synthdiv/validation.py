@@ -1,0 +1,460 @@
+"""``validate-metrics``: does each diversity metric rank corpora of *known* diversity correctly?
+
+The paper never validated its metric on corpora whose diversity is known (METHOD.md §1). This
+stage builds such corpora from labelled text and reports, per metric, Spearman's rho between the
+metric and the known order, sign-corrected by the metric's direction (+1 = ranks perfectly):
+
+- ``topics``: equal-size corpora drawn from 1, 2, 4, … labels (more labels = more diverse);
+- ``duplication``: a fixed corpus in which a growing fraction of the documents is replaced by
+  copies of the rest (more copies = less diverse).
+
+Every series is rebuilt ``repeats`` times with different seeds; the points of all repeats are
+pooled and rho gets a paired-bootstrap interval (:func:`synthdiv.analysis.correlate`). Values are
+written per repeat as shards with completion markers, so a rerun skips finished repeats.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from synthdiv.analysis import correlate
+from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
+from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
+from synthdiv.embed import EmbedConfig, embed_corpus
+from synthdiv.metrics import MetricContext, available, create
+from synthdiv.metrics.cluster_agent import close_resources
+from synthdiv.progress import ProgressFn, no_progress
+from synthdiv.shards import ShardedOutput
+from synthdiv.stage import StageContext, StageResult, run_stage
+
+Series = Literal["topics", "duplication"]
+# Cheap enough to run on every built corpus of every repeat on a laptop. Model-based metrics,
+# context length (not a diversity measure) and the cluster-agent (LLM calls) are opt-in.
+DEFAULT_METRICS = (
+    "distinct_n", "ngram_diversity", "self_repetition", "compression_ratio",
+    "vendi", "pairwise_cosine_distance", "remote_clique", "kmeans",
+)  # fmt: skip
+
+
+def default_metrics() -> dict[str, dict[str, Any]]:
+    return {name: {} for name in DEFAULT_METRICS if name in available()}
+
+
+class ValidateMetricsConfig(StrictModel):
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    labelled: CorpusConfig = Field(
+        default_factory=lambda: CorpusConfig(path=example_corpus_path()),
+        description="Labelled documents (default: the packaged example, 12 topics x 20).",
+    )
+    label_field: str = Field("meta.topic", description="Dotted path of the label in each document.")
+    metrics: dict[str, dict[str, Any]] = Field(
+        default_factory=default_metrics,
+        description="metric name → params (see `synthdiv metrics`).",
+    )
+    series: list[Series] = Field(default_factory=lambda: ["topics", "duplication"], min_length=1)
+    topic_levels: list[int] | None = Field(
+        None, description="Label counts of the topics series; None = 1, 2, 4, … up to all labels."
+    )
+    duplication_levels: list[float] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75], description="Fractions of copied documents."
+    )
+    corpus_size: int = Field(20, ge=4, description="Documents in every built corpus.")
+    repeats: int = Field(3, ge=1, description="Rebuilds of each series with new seeds.")
+    seed: int = 0
+    metric_seeds: int = Field(
+        2, ge=1, description="ctx.n_seeds of each metric call (their own CIs are not used here)."
+    )
+    n_boot: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if not value:
+            raise ValueError("select at least one metric")
+        for name, params in value.items():
+            try:  # unknown names and bad params fail at load time, not after hours of work
+                create(name, **(params or {}))
+            except KeyError as err:
+                raise ValueError(err.args[0]) from None
+        return value
+
+    @field_validator("duplication_levels")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        if len(value) < 2 or any(not 0 <= v < 1 for v in value):
+            raise ValueError("give at least two duplication fractions in [0, 1)")
+        return sorted(set(value))
+
+
+@dataclass
+class BuiltCorpus:
+    series: Series
+    level: float  # label count, or duplicated fraction
+    order: float  # known diversity: higher = more diverse
+    repeat: int
+    corpus: Corpus
+
+
+# -- building corpora of known diversity --------------------------------------------------------
+def label_of(doc: dict[str, Any], dotted: str) -> Any:
+    node: Any = doc
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def group_by_label(corpus: Corpus, label_field: str) -> tuple[dict[str, list[int]], int]:
+    """label → document indices, and how many documents had no (scalar) label."""
+    groups: dict[str, list[int]] = {}
+    missing = 0
+    for i, doc in enumerate(corpus.documents()):
+        label = label_of(doc, label_field)
+        if label is None or isinstance(label, dict | list):
+            missing += 1
+            continue
+        groups.setdefault(str(label), []).append(i)
+    return groups, missing
+
+
+def default_topic_levels(n_labels: int) -> list[int]:
+    levels = [2**i for i in range(int(math.log2(n_labels)) + 1)]
+    return levels if levels[-1] == n_labels else [*levels, n_labels]
+
+
+def topic_series(
+    corpus: Corpus,
+    groups: dict[str, list[int]],
+    levels: Sequence[int],
+    size: int,
+    rng: np.random.Generator,
+    repeat: int,
+) -> list[BuiltCorpus]:
+    """Equal-size corpora over a growing number of labels (documents split evenly)."""
+    built = []
+    for level in levels:
+        per_label = [size // level + (1 if j < size % level else 0) for j in range(level)]
+        eligible = [lab for lab, idx in groups.items() if len(idx) >= per_label[0]]
+        if len(eligible) < level:
+            raise ValueError(
+                f"topics series: {level} labels with >= {per_label[0]} documents each are needed "
+                f"for corpus_size={size}, but only {len(eligible)} labels have that many; lower "
+                "corpus_size or the topic levels"
+            )
+        labels = rng.choice(sorted(eligible), size=level, replace=False)
+        picked = [
+            int(i)
+            for lab, k in zip(labels, per_label)
+            for i in rng.choice(groups[lab], size=k, replace=False)
+        ]
+        built.append(
+            BuiltCorpus("topics", level, float(level), repeat, corpus.take(sorted(picked)))
+        )
+    return built
+
+
+def duplication_series(
+    corpus: Corpus,
+    groups: dict[str, list[int]],
+    levels: Sequence[float],
+    size: int,
+    rng: np.random.Generator,
+    repeat: int,
+) -> list[BuiltCorpus]:
+    """One base corpus (spread over all labels); level d replaces a fraction d by copies."""
+    labelled = [i for idx in groups.values() for i in idx]
+    if len(labelled) < size:
+        raise ValueError(
+            f"duplication series: {len(labelled)} labelled documents < corpus_size={size}"
+        )
+    base = corpus.take([int(i) for i in rng.choice(labelled, size=size, replace=False)])
+    built = []
+    for level in levels:
+        n_unique = max(1, round((1 - level) * size))
+        ids, texts, metas = base.ids[:n_unique], base.texts[:n_unique], base.metas[:n_unique]
+        for copy in range(size - n_unique):  # cycle through the kept documents
+            j = copy % n_unique
+            ids = [*ids, f"{base.ids[j]}~copy{copy}"]
+            texts, metas = [*texts, base.texts[j]], [*metas, base.metas[j]]
+        built.append(BuiltCorpus("duplication", level, -level, repeat, Corpus(ids, texts, metas)))
+    return built
+
+
+def build_corpora(
+    corpus: Corpus, groups: dict[str, list[int]], cfg: ValidateMetricsConfig, repeat: int
+) -> list[BuiltCorpus]:
+    rng = np.random.default_rng([cfg.seed, repeat])
+    built: list[BuiltCorpus] = []
+    if "topics" in cfg.series:
+        levels = cfg.topic_levels or default_topic_levels(len(groups))
+        built += topic_series(corpus, groups, levels, cfg.corpus_size, rng, repeat)
+    if "duplication" in cfg.series:
+        built += duplication_series(
+            corpus, groups, cfg.duplication_levels, cfg.corpus_size, rng, repeat
+        )
+    return built
+
+
+# -- embeddings for every built corpus, from one pass over the labelled set ----------------------
+class TextEmbeddings:
+    """Embeds the labelled corpus once (resumable shards); serves any corpus built from it by
+    text, so copies (new ids, same text) reuse their original's vector."""
+
+    def __init__(self, corpus: Corpus, cfg: EmbedConfig, out_uri: str):
+        self.corpus, self.cfg, self.out_uri = corpus, cfg, out_uri
+        self._row: dict[str, int] | None = None
+        self._vectors: np.ndarray | None = None
+
+    def __call__(self, subset: Corpus) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = embed_corpus(self.corpus, self.cfg, self.out_uri)
+            self._row = {text: i for i, text in enumerate(self.corpus.texts)}
+        return self._vectors[[self._row[t] for t in subset.texts]]
+
+
+# -- the stage -----------------------------------------------------------------------------------
+class ValidateMetricsStage:
+    name: ClassVar[str] = "validate_metrics"
+
+    def __init__(self, config: ValidateMetricsConfig, progress: ProgressFn = no_progress):
+        self.config = config
+        self.progress = progress
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.config.runtime
+
+    def run(self, ctx: StageContext) -> StageResult:
+        cfg = self.config
+        corpus, report = read_corpus(cfg.labelled, quarantine_dir=f"{ctx.output_dir}/quarantine")
+        groups, unlabelled = group_by_label(corpus, cfg.label_field)
+        if len(groups) < 2:
+            raise ValueError(
+                f"validate-metrics needs >= 2 distinct labels in {cfg.label_field!r}; found {len(groups)}"
+            )
+        ctx.tracker.log_dataset(
+            name="labelled", digest=corpus.digest, source=cfg.labelled.path, n_rows=len(corpus)
+        )
+        ctx.tracker.log_metrics(
+            report.metrics() | {"validate.labels": len(groups), "validate.unlabelled": unlabelled}
+        )
+        local = (
+            Path(ctx.output_dir)
+            if "://" not in ctx.output_dir
+            else Path(".synthdiv/work/validate_metrics")
+        )
+        embeddings = TextEmbeddings(corpus, cfg.embed, f"{ctx.output_dir}/embeddings")
+        resources: dict[Any, Any] = {}
+        shards = ShardedOutput(f"{ctx.output_dir}/values", "jsonl")
+        shards.clean_temporaries()
+        rows: list[dict[str, Any]] = []
+        try:
+            for repeat in range(cfg.repeats):
+                self.progress("repeats", repeat, cfg.repeats)
+                if not shards.is_done(repeat):
+                    built = build_corpora(corpus, groups, cfg, repeat)
+                    fresh = [value_row(b, name, params, cfg, local, embeddings, resources)
+                             for b in built for name, params in cfg.metrics.items()]  # fmt: skip
+                    shards.write(
+                        repeat,
+                        lambda fh, r=fresh: fh.write(jsonl(r).encode()),
+                        {"rows": len(fresh)},
+                    )
+                rows += read_jsonl(shards, repeat)
+            self.progress("repeats", cfg.repeats, cfg.repeats)
+        finally:
+            close_resources(resources)
+        shards.mark_complete({"repeats": cfg.repeats})
+        correlations = correlation_rows(rows, cfg)
+        report_dir = write_report(correlations, rows, local / "report")
+        failed = sum(1 for r in rows if r["error"])
+        return StageResult(
+            metrics={
+                f"rho.{c['metric']}.{c['series']}": c["rho"]
+                for c in correlations
+                if c["rho"] is not None
+            }
+            | {"validate.values": len(rows), "validate.failed_values": failed},
+            tables={"rank_correlation": correlations, "values": rows},
+            artifacts={"validation": report_dir},
+            outputs={"report": str(report_dir), "values": f"{ctx.output_dir}/values"},
+            extra={"correlations": correlations, "rows": rows},
+        )
+
+
+def value_row(
+    built: BuiltCorpus,
+    name: str,
+    params: dict[str, Any],
+    cfg: ValidateMetricsConfig,
+    work: Path,
+    embeddings: TextEmbeddings,
+    resources: dict[Any, Any],
+) -> dict[str, Any]:
+    """One metric on one built corpus; a failure is recorded (value NaN), never raised."""
+    ctx = MetricContext(
+        seed=cfg.seed + built.repeat, n_seeds=cfg.metric_seeds, confidence=cfg.confidence,
+        work_dir=work / "metrics", embeddings=embeddings, resources=resources,
+    )  # fmt: skip
+    row = {"series": built.series, "level": built.level, "order": built.order, "repeat": built.repeat,
+           "metric": name, "n_docs": len(built.corpus), "value": math.nan, "error": None}  # fmt: skip
+    started = time.perf_counter()
+    try:
+        metric = create(name, **(params or {}))
+        result = metric.compute(built.corpus, ctx)
+        row |= {
+            "value": float(result.value),
+            "higher_is_more_diverse": metric.higher_is_more_diverse,
+        }
+    except Exception as err:  # one metric failing on one corpus must not lose the rest
+        row["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+        row["traceback"] = traceback.format_exc(limit=3)
+    row["seconds"] = round(time.perf_counter() - started, 3)
+    return row
+
+
+def correlation_rows(
+    rows: list[dict[str, Any]], cfg: ValidateMetricsConfig
+) -> list[dict[str, Any]]:
+    """Per metric × series: Spearman of the known order with the direction-corrected value."""
+    out = []
+    for name in cfg.metrics:
+        direction = 1 if create(name, **(cfg.metrics[name] or {})).higher_is_more_diverse else -1
+        for series in cfg.series:
+            points = [r for r in rows if r["metric"] == name and r["series"] == series]
+            ok = [r for r in points if r["error"] is None and math.isfinite(r["value"])]
+            stats = correlate(  # (metric, order): its notes then say "constant metric values"
+                [direction * r["value"] for r in ok], [r["order"] for r in ok],
+                n_boot=cfg.n_boot, seed=cfg.seed, confidence=cfg.confidence,
+            )  # fmt: skip
+            out.append({
+                "metric": name, "series": series, "direction": direction,
+                "rho": stats.get("spearman"), "ci_low": stats.get("spearman_ci_low"),
+                "ci_high": stats.get("spearman_ci_high"), "p_value": stats.get("spearman_p"),
+                "n_points": len(ok), "n_failed": len(points) - len(ok), "n_boot_valid": stats["n_boot_valid"],
+                "note": stats["note"],
+            })  # fmt: skip
+    return out
+
+
+def jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows)
+
+
+def read_jsonl(shards: ShardedOutput, index: int) -> list[dict[str, Any]]:
+    with shards.fs.open(shards.shard_path(index), "r") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+# -- report: markdown + CSV tables, plots --------------------------------------------------------
+def write_report(
+    correlations: list[dict[str, Any]], rows: list[dict[str, Any]], folder: Path
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "rank_correlation.md").write_text(correlation_markdown(correlations))
+    (folder / "rank_correlation.csv").write_text(to_csv(correlations))
+    (folder / "values.csv").write_text(
+        to_csv([{k: v for k, v in r.items() if k != "traceback"} for r in rows])
+    )
+    plot_validation(correlations, rows, folder / "rank_correlation.png")
+    return folder
+
+
+def correlation_markdown(correlations: list[dict[str, Any]]) -> str:
+    lines = [
+        "Spearman rho of each metric with the known diversity order (sign-corrected: +1 = ranks",
+        "perfectly, -1 = ranks backwards).",
+        "",
+        "| metric | series | rho | CI | points | failed | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in correlations:
+        ci = "" if c["ci_low"] is None else f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
+        rho = "n/a" if c["rho"] is None else f"{c['rho']:.3f}"
+        cells = [c["metric"], c["series"], rho, ci, c["n_points"], c["n_failed"], c["note"]]
+        lines.append("| " + " | ".join(str(x) for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def plot_validation(
+    correlations: list[dict[str, Any]], rows: list[dict[str, Any]], path: Path
+) -> Path:
+    """Top: rho ± CI per metric, one panel per series. Bottom: each metric's direction-corrected
+    value (min-max scaled, mean over repeats) against the series level."""
+    from synthdiv.report_plots import plt  # the project's headless matplotlib
+
+    series = list(dict.fromkeys(c["series"] for c in correlations))
+    fig, axes = plt.subplots(2, len(series), figsize=(5.5 * len(series), 7), squeeze=False)
+    for col, name in enumerate(series):
+        cs = [c for c in correlations if c["series"] == name]
+        ax = axes[0][col]
+        rhos = [c["rho"] if c["rho"] is not None else 0.0 for c in cs]
+        low = [r - (c["ci_low"] if c["ci_low"] is not None else r) for r, c in zip(rhos, cs)]
+        high = [(c["ci_high"] if c["ci_high"] is not None else r) - r for r, c in zip(rhos, cs)]
+        ax.barh([c["metric"] for c in cs], rhos, xerr=[low, high], capsize=3, color="tab:blue")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_title(f"{name}: Spearman rho with known order", fontsize=10)
+        ax = axes[1][col]
+        for c in cs:
+            pts = [
+                r
+                for r in rows
+                if r["series"] == name and r["metric"] == c["metric"] and r["error"] is None
+            ]
+            levels = sorted({r["level"] for r in pts})
+            if len(levels) < 2:
+                continue
+            means = np.array(
+                [
+                    np.mean([c["direction"] * r["value"] for r in pts if r["level"] == lv])
+                    for lv in levels
+                ]
+            )
+            span = np.ptp(means)
+            ax.plot(
+                levels,
+                (means - means.min()) / span if span > 0 else means * 0,
+                marker="o",
+                label=c["metric"],
+            )
+        ax.set_xlabel("labels" if name == "topics" else "duplicated fraction")
+        ax.set_ylabel("scaled value (up = more diverse)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def validate_metrics(
+    config: ValidateMetricsConfig, progress: ProgressFn = no_progress, parent: Any = None
+) -> StageResult:
+    """Run the validation as a tracked stage (the library entry point behind the CLI)."""
+    return run_stage(ValidateMetricsStage(config, progress), parent=parent)

@@ -1,0 +1,121 @@
+"""The embedded backend on the packaged SmolLM2 GGUF, through the public build_* API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synthdiv.config import LLMConfig
+from synthdiv.llm import build_backend, build_runner, chat_request
+from synthdiv.models import ModelNotFoundError
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"topic": {"type": "string"}, "score": {"type": "integer"}},
+    "required": ["topic", "score"],
+}
+
+
+def _topic_requests(cfg: LLMConfig, n: int, **overrides):
+    return [
+        chat_request(
+            cfg,
+            f"doc-{i}",
+            [{"role": "user", "content": f"Give the topic of 'A cat {i} sat on a mat.' as JSON."}],
+            json_schema=SCHEMA,
+            **overrides,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def backend(smollm2_gguf):
+    backend = build_backend(LLMConfig(backend="embedded", max_tokens=48, context_length=512))
+    yield backend
+    backend.close()
+
+
+def test_missing_model_fails_at_build_time(tmp_path):
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(ModelNotFoundError, match="nope.gguf"):
+        build_backend(LLMConfig(backend="embedded", model=str(missing)))
+
+
+def test_json_schema_answers_are_valid_json_of_that_shape(backend):
+    cfg = LLMConfig(max_tokens=48, temperature=0.0)
+    answers = list(backend.run(_topic_requests(cfg, 3)))
+    assert sorted(a.id for a in answers) == ["doc-0", "doc-1", "doc-2"]
+    for answer in answers:
+        assert answer.ok, answer.error
+        assert answer.finish_reason == "stop"
+        parsed = json.loads(answer.text)  # strict parser: no raw control characters in strings
+        assert set(parsed) == {"topic", "score"}
+        assert isinstance(parsed["topic"], str) and isinstance(parsed["score"], int)
+        assert answer.prompt_tokens > 0 and answer.completion_tokens > 0
+    # one schema, one converted grammar, reused by every request
+    assert len(backend._local_engine()._grammars) == 1
+
+
+def test_decoding_params_are_honoured(backend):
+    cfg = LLMConfig(max_tokens=48)
+    messages = [{"role": "user", "content": "Write one sentence about rivers."}]
+    same = [chat_request(cfg, f"s{i}", messages, temperature=1.0, seed=7) for i in range(2)]
+    other = [chat_request(cfg, f"o{s}", messages, temperature=1.0, seed=s) for s in (8, 9, 10)]
+    short = chat_request(cfg, "short", messages, max_tokens=3)
+    out = {a.id: a for a in backend.run([*same, *other, short])}
+    assert out["s0"].text == out["s1"].text  # a seed fixes the sample
+    assert len({out[f"o{s}"].text for s in (8, 9, 10)}) > 1  # other seeds sample differently
+    assert out["short"].completion_tokens == 3 and out["short"].finish_reason == "length"
+
+
+def test_request_errors_are_responses_not_exceptions(backend):
+    cfg = LLMConfig(max_tokens=8)
+    too_long = [{"role": "user", "content": "word " * 2000}]  # > context_length=512 tokens
+    fine = [{"role": "user", "content": "Hi"}]
+    out = {
+        a.id: a
+        for a in backend.run([chat_request(cfg, "long", too_long), chat_request(cfg, "ok", fine)])
+    }
+    assert out["long"].error and "embedded" in out["long"].error
+    assert out["ok"].ok and out["ok"].text
+
+
+def test_runner_caches_so_a_rerun_makes_no_calls(smollm2_gguf, tmp_path):
+    cfg = LLMConfig(max_tokens=48, temperature=0.0, context_length=512)
+    first = build_runner(cfg, cache_dir=str(tmp_path / "cache"))
+    answers = first.run(_topic_requests(cfg, 3))
+    assert all(a.ok and a.parsed is not None for a in answers)
+    assert first.usage.calls >= 3 and first.usage.completion_tokens > 0
+    first.close()
+
+    again = build_runner(cfg, cache_dir=str(tmp_path / "cache"))
+    rerun = again.run(_topic_requests(cfg, 3))
+    assert again.usage.calls == 0 and again.usage.cache_hits == 3
+    assert [a.parsed for a in rerun] == [a.parsed for a in answers]
+    assert all(a.cached for a in rerun)
+    again.close()
+
+
+def test_concurrency_without_ray_is_a_clear_error(smollm2_gguf):
+    import ray
+
+    if ray.is_initialized():
+        pytest.skip("Ray already running in this session")
+    backend = build_backend(LLMConfig(concurrency=2))
+    with pytest.raises(RuntimeError, match="concurrency"):
+        list(backend.run(_topic_requests(LLMConfig(), 1)))
+
+
+@pytest.mark.slow
+def test_concurrency_uses_ray_actors(smollm2_gguf, ray_local):
+    cfg = LLMConfig(max_tokens=32, temperature=0.0, concurrency=2, batch_size=2, context_length=512)
+    backend = build_backend(cfg)
+    try:
+        answers = list(backend.run(_topic_requests(cfg, 5)))
+        assert len(backend._actors) == 2
+    finally:
+        backend.close()
+    assert sorted(a.id for a in answers) == [f"doc-{i}" for i in range(5)]
+    assert all(a.ok and json.loads(a.text) for a in answers)

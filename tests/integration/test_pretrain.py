@@ -1,0 +1,122 @@
+"""Pretraining on Ray Train with 2 gloo workers and a tiny model: loss, resume, faults, MLflow."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from safetensors.torch import load_file
+
+from synthdiv.config import parse_config
+from synthdiv.stage import run_stage
+from synthdiv.tracking import TAG_DATASET, TAG_JOB
+from synthdiv.train.config import PretrainConfig
+from synthdiv.train.pretrain import PretrainStage
+from synthdiv.train.trainer import TrainingDivergedError
+
+pytestmark = pytest.mark.slow
+
+WORDS = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "over", "green", "hills", "and", "rivers", "flow", "into", "seas", "under", "bright", "skies"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small repetitive JSONL corpus (id/text rows): easy to learn, so the loss must fall."""
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("corpus") / "docs.jsonl"
+    rows = [{"id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))}
+            for i in range(150)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def config(runtime, corpus: str, **train) -> PretrainConfig:
+    block = {
+        "optim": {"lr": 3e-3, "warmup_steps": 1},
+        "schedule": {"global_batch_size": 8, "micro_batch_size": 2, "max_steps": 6},
+        "scale": {"num_workers": 2, "cpus_per_worker": 0.5},
+        "checkpoint": {"every_steps": 2, "num_to_keep": 3},
+    }
+    for key, value in train.items():
+        block[key] = {**block.get(key, {}), **value}
+    return parse_config({
+        "runtime": runtime.model_dump(),
+        "data": {"corpora": [{"corpus": {"path": corpus}}], "seq_len": 32,
+                 "tokenize_with_ray": True},
+        "model": {"preset": "tiny"},
+        "train": block,
+        "diversity_scores": {"cluster_agent": 3.9},
+    }, PretrainConfig)
+
+
+def weights(result) -> dict:
+    return load_file(str(Path(result.outputs["model"]) / "model.safetensors"))
+
+
+def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus, mlflow_server):
+    from transformers import AutoModelForCausalLM
+
+    cfg = config(runtime.model_copy(update={"job_id": "pretrain-resume"}), corpus)
+    first = run_stage(PretrainStage(cfg))
+    client = MlflowClient(mlflow_server)
+    run_id = first.outputs["mlflow_run_id"]
+    losses = [m.value for m in sorted(client.get_metric_history(run_id, "train/loss"),
+                                      key=lambda m: m.step)]
+    assert len(losses) == 6 and losses[-1] < losses[0] - 0.5
+    for key in ("train/lr", "train/grad_norm", "train/tokens_per_s", "train/mfu",
+                "train/tokens_seen"):
+        assert client.get_metric_history(run_id, key), key
+    model = client.get_logged_model(first.outputs["model_id"])
+    assert model.tags[TAG_DATASET] == client.get_run(run_id).data.tags[TAG_DATASET]
+    assert model.tags["synthdiv.diversity.cluster_agent"] == "3.9"
+    loaded = AutoModelForCausalLM.from_pretrained(first.outputs["model"])
+    assert loaded.config.num_hidden_layers == 2
+
+    # A torn checkpoint newer than the last good one must be skipped on relaunch.
+    torn = Path(first.outputs["checkpoints"]) / "step_00000007"
+    torn.mkdir()
+    (torn / "state.pt").write_bytes(b"half a checkpoint")
+    longer = config(runtime.model_copy(update={"job_id": "pretrain-resume"}), corpus,
+                    schedule={"max_steps": 8})
+    second = run_stage(PretrainStage(longer))
+    assert second.outputs["mlflow_run_id"] == run_id  # same MLflow run, not a duplicate
+    runs = client.search_runs(
+        [client.get_run(run_id).info.experiment_id],
+        filter_string=f"tags.`{TAG_JOB}` = 'pretrain-resume'")
+    assert len(runs) == 1
+    tags = client.get_run(run_id).data.tags
+    assert tags["synthdiv.train.resumed_from_step"] == "6"
+    steps = sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
+    assert steps == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_killed_worker_resumes_to_identical_weights(ray_local, runtime, corpus, mlflow_server):
+    clean = run_stage(PretrainStage(config(runtime, corpus)))
+    faulty_cfg = config(runtime, corpus, checkpoint={"max_failures": 1},
+                        faults={"fail_at_step": 3, "fail_rank": 1, "fail_mode": "exit"})
+    faulty = run_stage(PretrainStage(faulty_cfg))
+    assert clean.outputs["mlflow_run_id"] != faulty.outputs["mlflow_run_id"]
+    tags = MlflowClient(mlflow_server).get_run(faulty.outputs["mlflow_run_id"]).data.tags
+    assert tags["synthdiv.train.resumed_from_step"] == "2"  # restarted from the step-2 checkpoint
+    a, b = weights(clean), weights(faulty)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert (a[name] == b[name]).all(), name  # bit-identical on CPU
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(ray_local, runtime, corpus):
+    cfg = config(runtime, corpus, faults={"nan_at_step": 3}, checkpoint={"max_failures": 1})
+    with pytest.raises(TrainingDivergedError, match="non-finite at step 3") as err:
+        run_stage(PretrainStage(cfg))
+    assert "step_00000002" in str(err.value)
+
+
+def test_missing_dataset_is_a_clear_error(ray_local, runtime, tmp_path):
+    from synthdiv.train.data import TrainDataError
+
+    cfg = config(runtime, str(tmp_path / "nope.jsonl"))
+    with pytest.raises(TrainDataError, match="dataset not found"):
+        run_stage(PretrainStage(cfg))

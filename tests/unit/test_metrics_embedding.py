@@ -1,0 +1,227 @@
+"""Embedding metrics: formulas on synthetic vectors, reference (vendi-score) agreement, direction
+on real MiniLM embeddings, params validation and the protocols."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthdiv.config import ConfigError
+from synthdiv.corpus import Corpus
+from synthdiv.metrics import MetricContext, available, create
+from synthdiv.metrics.embedding import (
+    KMeansScore,
+    PairwiseCosineDistance,
+    RemoteClique,
+    VendiScore,
+    hill_number,
+    mean_pairwise_cosine_distance,
+    remote_clique,
+    unit_rows,
+    vendi_dual,
+    vendi_kernel,
+)
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "vendi.json").read_text())
+# k below the topic counts: k-means residual spread grows with topics only once topics exceed k.
+ALL = [VendiScore(), PairwiseCosineDistance(), RemoteClique(), KMeansScore(k=2)]
+
+
+def vector_corpus(
+    vectors: np.ndarray, texts: list[str] | None = None, **ctx_args
+) -> tuple[Corpus, MetricContext]:
+    """A corpus whose ``ctx.embeddings`` serves the given rows by document id (as the score
+    stage does), so subsamples get their own rows."""
+    ids = [f"d{i}" for i in range(len(vectors))]
+    row = {doc_id: i for i, doc_id in enumerate(ids)}
+    corpus = Corpus(ids=ids, texts=texts or ["text"] * len(ids))
+    ctx = MetricContext(embeddings=lambda sub: vectors[[row[i] for i in sub.ids]], **ctx_args)
+    return corpus, ctx
+
+
+def topic_vectors(
+    n_topics: int, n: int = 240, dim: int = 32, spread: float = 0.15, seed: int = 0
+) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_topics, dim))
+    return (centres[np.arange(n) % n_topics] + spread * rng.standard_normal((n, dim))).astype(
+        np.float32
+    )
+
+
+def cosine_distance_matrix(x: np.ndarray) -> np.ndarray:
+    u = unit_rows(x)
+    return 1.0 - u @ u.T
+
+
+# --- formulas -------------------------------------------------------------------------------------
+
+
+def test_vendi_dual_matches_reference_package():
+    x = unit_rows(np.asarray(GOLDEN["vectors"]))
+    assert vendi_dual(x, q=1) == pytest.approx(GOLDEN["score_dual"]["q=1"], abs=1e-6)
+    assert vendi_dual(x, q=2) == pytest.approx(GOLDEN["score_dual"]["q=2"], abs=1e-6)
+    assert vendi_kernel(x, q=1) == pytest.approx(GOLDEN["score_X"], abs=1e-6)
+
+
+@pytest.mark.parametrize("q", [0.5, 1, 2, "inf"])
+def test_vendi_dual_equals_kernel_form(q):
+    x = unit_rows(topic_vectors(5, n=80, dim=16))
+    assert vendi_dual(x, q) == pytest.approx(vendi_kernel(x, q), rel=1e-9)
+
+
+def test_vendi_bounds_identical_and_orthogonal():
+    assert vendi_dual(unit_rows(np.ones((10, 4)))) == pytest.approx(1.0)
+    assert vendi_dual(np.eye(6)) == pytest.approx(6.0)  # n mutually orthogonal documents
+    assert hill_number(np.array([0.5, 0.5, 0.0]), 2) == pytest.approx(2.0)
+
+
+def test_pairwise_distance_and_remote_clique_match_the_full_matrix():
+    x = topic_vectors(3, n=50)
+    d = cosine_distance_matrix(x)
+    n = len(x)
+    assert mean_pairwise_cosine_distance(unit_rows(x)) == pytest.approx(
+        d.sum() / (n * (n - 1)), abs=1e-12
+    )
+    assert remote_clique(unit_rows(x)) == pytest.approx(
+        d.mean(axis=1).mean(), abs=1e-12
+    )  # self included
+    assert mean_pairwise_cosine_distance(unit_rows(np.ones((5, 3)))) == pytest.approx(
+        0.0, abs=1e-12
+    )
+    assert mean_pairwise_cosine_distance(np.eye(4)) == pytest.approx(1.0)
+
+
+def test_kmeans_identical_points_score_zero():
+    corpus, ctx = vector_corpus(np.tile(np.arange(1, 9, dtype=np.float32), (50, 1)), n_seeds=2)
+    result = KMeansScore(k=5).compute(corpus, ctx)
+    assert result.value == pytest.approx(0.0, abs=1e-6)
+    assert result.details["per_seed_details"][0]["nonempty_clusters"] == 1
+
+
+def test_kmeans_clamps_k_to_documents():
+    corpus, ctx = vector_corpus(topic_vectors(2, n=6), n_seeds=2)
+    result = KMeansScore(k=100).compute(corpus, ctx)
+    assert result.details["per_seed_details"][0]["k"] == 6
+    assert result.value == pytest.approx(0.0, abs=1e-5)  # one document per cluster
+
+
+# --- direction -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ALL, ids=lambda m: m.name)
+def test_more_topics_score_more_diverse_on_synthetic_vectors(metric):
+    values = []
+    for n_topics in (1, 3, 12):
+        corpus, ctx = vector_corpus(topic_vectors(n_topics), n_seeds=3, sample_size=200)
+        values.append(metric.compute(corpus, ctx).value)
+    assert values[0] < values[1] < values[2]
+
+
+TOPICS = {
+    "cooking": [
+        "Boil the pasta in salted water for ten minutes.",
+        "Stir the tomato sauce and add fresh basil.",
+        "Knead the bread dough until it is smooth.",
+        "Roast the vegetables with olive oil and garlic.",
+    ],
+    "football": [
+        "The striker scored a late goal in the final.",
+        "The goalkeeper saved a penalty in the first half.",
+        "The coach changed tactics after the red card.",
+        "Fans cheered as the team won the league.",
+    ],
+    "finance": [
+        "The central bank raised interest rates again.",
+        "Stock prices fell after weak earnings reports.",
+        "Investors moved money into government bonds.",
+        "Inflation slowed for the third month in a row.",
+    ],
+    "volcanoes": [
+        "Lava flowed down the side of the volcano.",
+        "Ash from the eruption closed the airport.",
+        "Magma chambers sit deep below the crust.",
+        "Scientists measured gas escaping from the crater.",
+    ],
+    "programming": [
+        "The function returns a sorted list of integers.",
+        "Unit tests caught a bug in the parser.",
+        "The compiler reported a type error on line ten.",
+        "Refactor the class into two smaller modules.",
+    ],
+}
+
+
+ONE_TOPIC = TOPICS["cooking"] * 5  # 20 documents, 4 distinct
+FIVE_TOPICS = [s for topic in TOPICS.values() for s in topic]  # 20 documents, all distinct
+
+
+@pytest.fixture(scope="module")
+def minilm_vectors(minilm) -> dict[str, np.ndarray]:
+    """Both corpora encoded once with the packaged MiniLM (loading it dominates the cost)."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm), device="cpu")
+    encode = lambda texts: model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    return {
+        "one": encode(ONE_TOPIC).astype(np.float32),
+        "five": encode(FIVE_TOPICS).astype(np.float32),
+    }
+
+
+@pytest.mark.slow  # loading MiniLM takes ~10-20 s on 2 busy cores
+@pytest.mark.parametrize(
+    "metric",
+    [VendiScore(), PairwiseCosineDistance(), RemoteClique(), KMeansScore(k=3)],
+    ids=lambda m: m.name,
+)
+def test_more_topics_score_more_diverse_on_minilm(metric, minilm_vectors):
+    scores = []
+    for key, texts in (("one", ONE_TOPIC), ("five", FIVE_TOPICS)):
+        corpus, ctx = vector_corpus(minilm_vectors[key], texts, n_seeds=3)
+        scores.append(metric.compute(corpus, ctx).value)
+    assert scores[0] < scores[1]
+
+
+# --- params, protocol ----------------------------------------------------------------------------
+
+
+def test_registered_with_validated_params():
+    assert {"vendi", "pairwise_cosine_distance", "remote_clique", "kmeans"} <= set(available())
+    assert create("vendi", q="inf").params.q == "inf"
+    assert create("kmeans", k=7).params.k == 7
+    with pytest.raises(ConfigError, match="clusters"):
+        create("kmeans", clusters=7)
+    with pytest.raises(ConfigError, match="k"):
+        KMeansScore(k=1)
+
+
+def test_missing_embeddings_is_a_clear_error():
+    for metric in ALL:
+        with pytest.raises(ValueError, match="needs embeddings"):
+            metric.compute(Corpus(ids=["a"], texts=["x"]), MetricContext())
+
+
+def test_misaligned_embeddings_are_rejected():
+    corpus = Corpus(ids=["a", "b"], texts=["x", "y"])
+    ctx = MetricContext(embeddings=lambda sub: np.ones((3, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="3 embeddings for 2 documents"):
+        VendiScore().compute(corpus, ctx)
+
+
+@pytest.mark.parametrize("metric", ALL, ids=lambda m: m.name)
+def test_interval_brackets_value_and_is_deterministic(metric):
+    x = topic_vectors(6, n=300)
+    runs = []
+    for seed in (3, 3, 4):
+        corpus, ctx = vector_corpus(x, seed=seed, n_seeds=4, sample_size=150)
+        runs.append(metric.compute(corpus, ctx))
+    first, again, other = runs
+    assert first.ci_low < first.value < first.ci_high
+    assert (first.value, first.per_seed) == (again.value, again.per_seed)
+    assert first.per_seed != other.per_seed and len(first.per_seed) == 4 and first.seed == 3
+    expected_n = 150 if metric.name == "kmeans" else 300  # kmeans: subsample protocol
+    assert first.n == expected_n
