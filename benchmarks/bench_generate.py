@@ -47,7 +47,8 @@ def base_config(root: Path, args: argparse.Namespace, **overrides) -> GenerateCo
         "output": {"shard_size": 4},
         "generators": [{"llm": {"backend": "embedded", "temperature": 0.8, "top_p": 0.95,
                                 "max_tokens": args.max_tokens, "max_retries": 1,
-                                "cache_dir": args.cache_dir}}],
+                                "cache_dir": args.cache_dir,
+                                "engine_kwargs": {"n_threads": args.threads} if args.threads else {}}}],
         **overrides,
     }
     return parse_config(data, GenerateConfig, "bench")
@@ -133,6 +134,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=700)
     parser.add_argument("--max-text-chars", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: backend's)")
     parser.add_argument("--cache-dir", default=None, help="LLM response cache (default: per run)")
     parser.add_argument("--skip", choices=["throughput", "diversity"], default=None)
     args = parser.parse_args()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 
@@ -15,6 +16,16 @@ WORKER_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
 }
+
+
+def quiet_ray_data() -> None:
+    """Ray Data's per-operator progress logs drown the CLI's own progress bars."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def default_num_cpus() -> int:
@@ -46,7 +57,8 @@ def ray_session(runtime: RuntimeConfig | None) -> Iterator[None]:
         kwargs = {"address": runtime.ray_address, "runtime_env": kwargs["runtime_env"]}
     else:
         kwargs["num_cpus"] = runtime.num_cpus or default_num_cpus()
-    ray.init(**kwargs)
+    ray.init(logging_level=logging.WARNING, **kwargs)
+    quiet_ray_data()
     try:
         yield
     finally:

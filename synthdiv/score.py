@@ -121,6 +121,7 @@ class ScoreStage:
                 continue
             rows.append(result.as_row())
             ctx.tracker.log_metrics(_metric_values(result))
+            ctx.tracker.set_tags({f"{METRIC_PREFIX}.{metric_name}.higher_is_more_diverse": str(result.higher_is_more_diverse).lower()})
             ctx.tracker.log_dict(_jsonable(result.details | {"per_seed": result.per_seed}), f"metrics/{metric_name}.json")
             for artifact_dir, path in result.artifacts.items():
                 ctx.tracker.log_artifact(path, artifact_dir)

@@ -7,6 +7,7 @@ A stage is a pure function of its config and inputs that writes its outputs unde
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -91,7 +92,9 @@ def run_stage(stage: Stage, parent: Tracker | None = None, reuse: bool = False) 
         return previous
     runtime = stage.runtime
     job_id = job_id_for(stage.name, stage.config, runtime)
-    with ray_session(runtime), stage_run(stage.name, stage.config, runtime, parent=parent) as tracker:
+    # Stages that never touch Ray (eval, correlate) say so and skip its start-up cost.
+    ray_ctx = ray_session(runtime) if getattr(stage, "needs_ray", True) else contextlib.nullcontext()
+    with ray_ctx, stage_run(stage.name, stage.config, runtime, parent=parent) as tracker:
         ctx = StageContext(runtime, tracker, job_id, output_dir_for(runtime, stage.name, job_id))
         result = stage.run(ctx)
         record(tracker, result)

@@ -166,6 +166,7 @@ def _metric_rows(correlations: list[analysis.Correlation]) -> dict[str, float]:
 
 class CorrelateStage:
     name: ClassVar[str] = "correlate"
+    needs_ray: ClassVar[bool] = False  # lm-eval / MLflow queries only
 
     def __init__(self, config: CorrelateConfig):
         self.config = config

@@ -60,6 +60,7 @@ def write_json_atomic(uri: str, obj: Any) -> str:
 
 class EvalStage:
     name: ClassVar[str] = STAGE_NAME
+    needs_ray: ClassVar[bool] = False  # lm-eval runs in-process; no Ray start-up cost
 
     def __init__(self, config: EvalConfig):
         self.config = config

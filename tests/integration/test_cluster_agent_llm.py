@@ -8,6 +8,7 @@ model: every iteration is a valid partition or a counted failure, every score is
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from synthdiv.tracking import stage_run
 K = 3
 # Tiny on purpose: ~9 calls, short bounded texts (a loaded 2-core machine runs ~2-100 tok/s).
 PARAMS = {
-    "K": K, "N": 2, "M": 1, "J": 2, "k": 1, "max_reason_chars": 24,
+    "K": K, "N": 2, "M": 1, "J": 2, "k": 1, "max_reason_chars": 24, "repair_partitions": True,
     "max_tokens": {"criteria": 400, "merge": 150, "guidance": 60, "clustering": 400, "verification": 200},
 }  # fmt: skip
 
@@ -42,7 +43,10 @@ def test_real_model_invariants_cache_and_tracking(corpus, tmp_path, smollm2_gguf
     finally:
         close_resources(ctx.resources)
 
-    assert 1 / K <= result.value <= K
+    # SmolLM2-135M often repeats an index even after retries; those iterations are repaired
+    # (counted). A NaN score would mean every iteration failed outright: possible, but counted.
+    failed = result.details["failed_iterations"]
+    assert (1 / K <= result.value <= K) or (math.isnan(result.value) and failed == PARAMS["N"])
     rows = [
         json.loads(line)
         for line in (result.artifacts["cluster_agent"] / "seed_0" / "iterations.jsonl").open()
@@ -70,9 +74,8 @@ def test_real_model_invariants_cache_and_tracking(corpus, tmp_path, smollm2_gguf
     finally:
         close_resources(rerun_ctx.resources)
     assert rerun.details["llm_usage"]["calls"] == 0 and rerun.details["llm_usage"]["cache_hits"] > 0
-    assert (
-        rerun.value == result.value and rerun.details["iterations"] == result.details["iterations"]
-    )
+    assert rerun.details["iterations"] == result.details["iterations"]
+    assert rerun.value == result.value or (math.isnan(rerun.value) and math.isnan(result.value))
 
     client = MlflowClient(runtime.tracking_uri)
     run = client.get_run(tracker.run_id)

@@ -113,7 +113,7 @@ def test_correlate_reproduces_numbers_from_mlflow(ray_local, runtime, study):
 
 
 @pytest.mark.slow
-def test_correlate_limits_to_one_parent_run_and_other_targets(ray_local, runtime):
+def test_correlate_limits_to_one_parent_run_and_other_targets(ray_local, runtime, tmp_path, monkeypatch):
     parent = _run(runtime, "study", {}, {})
     for i in range(4):
         _score_run(runtime, f"p{i}", VENDI[i], COMPRESSION[i], parent=parent)
@@ -130,6 +130,7 @@ def test_correlate_limits_to_one_parent_run_and_other_targets(ray_local, runtime
     assert corr.spearman_ci_low == pytest.approx(want["spearman_ci_low"])
 
     # the CLI prints the same study's ranking and correlations
+    monkeypatch.chdir(tmp_path)  # its default storage_uri is relative to the CWD
     res = CliRunner().invoke(app, [
         "correlate", "--parent", parent, "--target", "eval.local_arithmetic.score",
         "--metrics", "vendi", "--n-boot", str(N_BOOT), "--tracking-uri", runtime.tracking_uri,

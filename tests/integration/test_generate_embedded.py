@@ -25,8 +25,9 @@ def test_cli_generates_a_small_corpus_on_the_packaged_model(runtime, smollm2_ggu
         "generations_per_topic": 2,
         "max_text_chars": 160,  # small answers: the test is about plumbing, not prose
         "personas_per_prompt": 2,
+        # one llama.cpp thread: spin-waiting thread pools crawl on a shared, oversubscribed CI box
         "generators": [{"llm": {"backend": "embedded", "temperature": 0.7, "max_tokens": 700,
-                                "max_retries": 1}}],
+                                "max_retries": 1, "engine_kwargs": {"n_threads": 1}}}],
         "output": {"shard_size": 1, "format": "parquet"},
         "score_after": False,
     }

@@ -149,11 +149,21 @@ def test_generation_resumes_without_loss_or_duplication_and_counts_rejects(
 
 def test_dedup_filter_drops_duplicates_from_the_corpus(ray_local, runtime, server_topics):
     with ScriptedOpenAIServer(_script(server_topics, "no-such-topic")) as server:
-        cfg = _config(server, runtime, dedup={"filter": "near", "threshold": 0.5})
+        cfg = _config(server, runtime, dedup={"filter": "near", "threshold": 0.5}, score_after=True,
+                      score={"metrics": {"distinct_n": {}, "compression_ratio": {}}, "n_seeds": 1})
         result = generate_corpus(cfg)
     ids = _ids(result.outputs["corpus"])
     assert sorted(i.split("-")[0] for i in ids) == ["t000000", "t000001", "t000002", "t000003"]
     assert result.metrics["generate.n_docs"] == 4
+    # score_after: the finished (filtered) corpus is scored in a child run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(runtime.tracking_uri)
+    run = client.get_run(result.outputs["mlflow_run_id"])
+    score_run = client.get_run(run.data.tags["synthdiv.score_run"])
+    assert score_run.data.tags["mlflow.parentRunId"] == run.info.run_id
+    assert 0 < score_run.data.metrics["div.distinct_n.value"] <= 1
+    assert result.metrics["div.distinct_n.value"] == score_run.data.metrics["div.distinct_n.value"]
 
 
 def test_unreachable_generator_fails_before_work(ray_local, runtime):

@@ -38,6 +38,7 @@ def make_ctx(resources: dict, **kwargs) -> MetricContext:
     return MetricContext(resources=resources, **kwargs)
 
 
+@pytest.mark.slow  # forward passes on CPU; ~minutes when the machine is shared
 def test_perplexity_protocol_and_direction(ctx_resources):
     metric = Perplexity(batch_size=4, max_length=64, sample_size=3)  # overrides ctx's 5
     varied = metric.compute(corpus_of(VARIED), make_ctx(ctx_resources, n_seeds=2, sample_size=5))
@@ -56,6 +57,7 @@ def test_perplexity_protocol_and_direction(ctx_resources):
     assert repetitive.value < varied.value  # predictable text: lower perplexity, less diverse
 
 
+@pytest.mark.slow  # forward passes on CPU; ~minutes when the machine is shared
 def test_perplexity_is_token_weighted_and_batch_invariant(ctx_resources):
     import torch
 

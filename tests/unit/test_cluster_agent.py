@@ -9,6 +9,7 @@ runs in tests/integration/test_cluster_agent_llm.py.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from synthdiv.metrics.cluster_agent.clustering import (
     clustering_schema,
     clustering_validator,
     iteration_score,
+    repair_partition,
     score_iteration,
     validate_partition,
     verification_validator,
@@ -430,3 +432,34 @@ def test_a_corpus_smaller_than_K_is_a_clear_error(tmp_path):
     _, runner = make_runner(oracle)
     with pytest.raises(ValueError, match="3 documents to draw from, but K=4"):
         compute(topic_corpus(1, per_topic=3), runner, tmp_path)
+
+
+def test_repair_keeps_first_occurrences_and_adds_missing_singletons():
+    assert repair_partition([[1, 1, 2], [2, 7, "x", True]], K=4) == [[1, 2], [3], [4]]
+    assert repair_partition([[]], K=2) == [[1], [2]]
+    assert repair_partition("no", K=2) is None
+    for broken in ([[1, 1]], [[5, 2], [2]], [[2.0, 1]]):
+        assert validate_partition(repair_partition(broken, K=3), K=3) is None
+
+
+def duplicate_partition(request):
+    if template_name(request) == "cluster":
+        return json.dumps({"clusters": [{"members": [1, 1, 2], "scores": {}}]})
+    return oracle(request)
+
+
+def test_all_iterations_failing_scores_nan_with_the_reason(tmp_path):
+    _, runner = make_runner(duplicate_partition, retries=1)
+    result = compute(topic_corpus(2), runner, tmp_path)
+    assert math.isnan(result.value) and result.details["failed_iterations"] == 6
+    assert "placed twice" in result.details["per_seed_details"][0]["first_error"]
+
+
+def test_repair_partitions_turns_failures_into_counted_repairs(tmp_path):
+    _, runner = make_runner(duplicate_partition, retries=1)
+    result = compute(topic_corpus(2), runner, tmp_path, repair_partitions=True)
+    assert result.details["failed_iterations"] == 0
+    assert result.details["per_seed_details"][0]["repaired_iterations"] == 6
+    # repaired to [[1, 2], [3], [4]]: the verifier accepts [1, 2], so C = 3, n = 4
+    assert result.value == pytest.approx(9 / 4)
+    assert all(r["repaired"] for r in result.details["iterations"][0])

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from synthdiv.llm.base import ChatRequest
+from synthdiv.llm.base import ChatRequest, parse_json_text
 from synthdiv.llm.runner import LLMRunner
 from synthdiv.metrics.cluster_agent.config import ClusterAgentParams
 from synthdiv.metrics.cluster_agent.criteria import Criteria, draw_samples, request_seed
@@ -42,6 +42,7 @@ class Iteration:
     n: int = 0  # samples counted after the invalid rule
     S: float = 0.0  # mean cluster size n / C
     D: float = 0.0  # C² / n
+    repaired: bool = False  # partition repaired after the retries (``repair_partitions``)
     answer: dict[str, Any] | None = None  # the clustering JSON (distinctness, metadata, scores)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -58,7 +59,7 @@ class Iteration:
         n_valid = sum(self.valid)
         return {
             "index": self.index, "status": self.status, "C": self.C, "n": self.n, "S": self.S,
-            "D": self.D, "valid": n_valid, "invalid": len(self.valid) - n_valid,
+            "D": self.D, "repaired": self.repaired, "valid": n_valid, "invalid": len(self.valid) - n_valid,
         }  # fmt: skip
 
 
@@ -81,6 +82,28 @@ def validate_partition(clusters: Any, K: int) -> str | None:
             seen.add(m)
     missing = sorted(set(range(1, K + 1)) - seen)
     return f"indices not placed: {missing}" if missing else None
+
+
+def repair_partition(clusters: Any, K: int) -> list[list[int]] | None:
+    """Last resort for an answer that stayed invalid after the retries: keep each in-range integer
+    index at its first occurrence, drop empty clusters, and place every missing index as a
+    singleton. None when there is no list of member lists to repair."""
+    if not isinstance(clusters, list):
+        return None
+    seen: set[int] = set()
+    repaired: list[list[int]] = []
+    for members in clusters:
+        if not isinstance(members, list):
+            continue
+        kept = []
+        for m in members:
+            if isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= K and m not in seen:
+                seen.add(m)
+                kept.append(m)
+        if kept:
+            repaired.append(kept)
+    repaired += [[m] for m in range(1, K + 1) if m not in seen]
+    return repaired
 
 
 def apply_invalid_rule(sizes: Sequence[int], valid: Sequence[bool], rule: str) -> tuple[int, int]:
@@ -256,11 +279,14 @@ def run_iterations(
             progress("cluster_agent clustering", done[0], len(requests))
 
     for it, response in zip(iterations, runner.run(requests, validate=validate, on_done=advance)):
-        if not response.ok:
+        if response.ok:
+            it.answer = response.parsed
+            it.clusters = [list(c["members"]) for c in response.parsed["clusters"]]
+        elif params.repair_partitions and (repaired := _repaired_answer(response.text, K)):
+            it.answer, it.clusters, it.repaired = repaired
+        else:
             it.status, it.error = FAILED_CLUSTERING, response.error
             continue
-        it.answer = response.parsed
-        it.clusters = [list(c["members"]) for c in response.parsed["clusters"]]
         it.valid = [True] * len(it.clusters)
     if params.verify:
         verify(iterations, samples, criteria_text, params, runner, seed)
@@ -268,6 +294,22 @@ def run_iterations(
         if it.ok:
             score_iteration(it, params.invalid_cluster_rule)
     return iterations
+
+
+def _repaired_answer(text: str, K: int) -> tuple[dict[str, Any], list[list[int]], bool] | None:
+    """(answer, repaired clusters, True) from the last invalid answer's text, if it parses."""
+    try:
+        parsed = parse_json_text(text)
+    except (ValueError, TypeError):
+        return None
+    found = parsed.get("clusters") if isinstance(parsed, dict) else None
+    if not isinstance(found, list):
+        return None
+    members = [c.get("members") if isinstance(c, dict) else None for c in found]
+    clusters = repair_partition(members, K)
+    if not clusters:
+        return None
+    return {"clusters": [{"members": c} for c in clusters], "repaired_from": parsed}, clusters, True
 
 
 def verify(

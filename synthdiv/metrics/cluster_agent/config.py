@@ -41,8 +41,8 @@ class ClusterAgentParams(StrictModel):
     k: int = Field(
         3, ge=1, description="Refined metadata and metrics kept each (paper example: 4)."
     )
-    seed: int = 0
-    n_seeds: int = Field(1, ge=1, description="Repeats with seeds seed..seed+n-1 (paper: 10).")
+    seed: int = Field(0, description="Offset added to the caller's seed (MetricContext.seed).")
+    n_seeds: int = Field(1, ge=1, description="Repeats with consecutive seeds (paper: 10).")
     temperature: float = Field(
         0.0,
         ge=0.0,
@@ -58,6 +58,12 @@ class ClusterAgentParams(StrictModel):
         True, description="Stage A on/off (the paper's 'without criteria generation' ablation)."
     )
     verify: bool = Field(True, description="Self-verification on/off (paper ablation).")
+    repair_partitions: bool = Field(
+        False,
+        description="After the retries, repair a still-invalid partition (first occurrence of "
+        "each index kept, missing ones become singletons) instead of failing the iteration. "
+        "Counted per iteration; off = the paper-faithful validate-and-retry.",
+    )
     max_sample_chars: int | None = Field(
         None,
         gt=0,

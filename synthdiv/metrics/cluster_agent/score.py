@@ -1,10 +1,10 @@
 """The ``cluster_agent`` metric: Stage A (criteria) + Stage B (clustering) per seed, D ± t-CI.
 
-Per seed s (``seed .. seed + n_seeds - 1``): the corpus is subsampled to ``ctx.sample_size``
+Per seed s (``ctx.seed + seed + i`` for i < ``n_seeds``: the caller's seed moves the draws too): the corpus is subsampled to ``ctx.sample_size``
 (when set), criteria are generated from it, N clustering iterations are scored, and
 D_s = mean of D_i over the iterations that succeeded. The reported value is the mean of D_s with
 a Student-t interval (the paper's bootstrap protocol). Failed iterations are counted, never fatal;
-only a seed where *every* iteration failed raises, because it has no score at all.
+a seed where *every* iteration failed scores NaN (the reason is in its summary).
 
 Records: per-iteration C_i, n_i, S_i, D_i and valid/invalid counts (``details`` and
 ``iterations.jsonl``), the criteria (JSON and text), the prompt template refs, LLM usage. They are
@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,7 +67,10 @@ class ClusterAgent(ConfiguredMetric):
             return outcome["D"], outcome["summary"]
 
         result = seeded_subsamples(
-            self, corpus, one_seed, dataclasses.replace(ctx, seed=p.seed, n_seeds=p.n_seeds)
+            self,
+            corpus,
+            one_seed,
+            dataclasses.replace(ctx, seed=ctx.seed + p.seed, n_seeds=p.n_seeds),
         )
         usage = usage_delta(runner.usage, usage_before)
         failed = sum(o["summary"]["failed_iterations"] for o in outcomes.values())
@@ -137,13 +141,11 @@ def run_seed(
         corpus.ids, corpus.texts, criteria, params, runner, seed, ctx.progress
     )
     ok = [it for it in iterations if it.ok]
-    if not ok:
-        first = next((it.error for it in iterations if it.error), "unknown")
-        raise RuntimeError(
-            f"cluster_agent: all {len(iterations)} iterations failed for seed {seed} ({first})"
-        )
-    D = sum(it.D for it in ok) / len(ok)
+    # A seed where every iteration failed has no score: NaN (with the reason), not a crash.
+    D = sum(it.D for it in ok) / len(ok) if ok else math.nan
     summary = iteration_summary(iterations, params.K) | {"D": D, "seed": seed}
+    if not ok:
+        summary["first_error"] = next((it.error for it in iterations if it.error), "unknown")
     return {"D": D, "summary": summary, "iterations": iterations, "criteria": criteria}
 
 
@@ -162,6 +164,7 @@ def iteration_summary(iterations: list[Iteration], K: int) -> dict[str, Any]:
         "mean_S": sum(it.S for it in ok) / len(ok) if ok else None,
         "valid_clusters": sum(sum(it.valid) for it in ok),
         "invalid_clusters": sum(len(it.valid) - sum(it.valid) for it in ok),
+        "repaired_iterations": sum(it.repaired for it in ok),
     }
 
 
