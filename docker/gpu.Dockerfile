@@ -7,7 +7,7 @@ FROM python:3.11.14-slim-bookworm AS wheel
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY synthdiv ./synthdiv
-RUN pip install --no-cache-dir --disable-pip-version-check build==1.3.0 \
+RUN pip install --no-cache-dir --disable-pip-version-check build==1.6.1 \
  && python -m build --wheel --outdir /wheels .
 
 # Stage 2: Ray 2.60 on CUDA 12.8, Python 3.11 — the Ray version must equal the chart's ray.version.

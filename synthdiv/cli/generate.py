@@ -11,7 +11,7 @@ import yaml
 from synthdiv.cli import app
 from synthdiv.cli.common import console, fail, load_or_fail, out, print_rows
 
-_GENERATE_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, RuntimeError)
+_GENERATE_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, KeyError, RuntimeError)
 
 
 def _overrides(values: dict[str, Any]) -> dict[str, Any]:

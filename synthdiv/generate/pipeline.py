@@ -12,10 +12,11 @@ import json
 import posixpath
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, ClassVar
 
-from synthdiv.config import RuntimeConfig
+from synthdiv.config import LLMConfig, RuntimeConfig
 from synthdiv.corpus import MANIFEST, digest_documents
 from synthdiv.generate.config import DedupConfig, GenerateConfig
 from synthdiv.generate.dedup import find_duplicates
@@ -30,6 +31,7 @@ from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.shards import ShardedOutput
 from synthdiv.stage import StageContext, StageResult
 
+RunnerFactory = Callable[[LLMConfig, str], LLMRunner]
 SHARD_COUNTS = ("n_requested", "n_ok", "n_rejected", "prompt_tokens", "completion_tokens", "retries")
 
 
@@ -65,12 +67,16 @@ class GenerateStage:
     name: ClassVar[str] = "generate"
 
     def __init__(self, config: GenerateConfig, *, max_new_shards: int | None = None,
-                 lineage: dict[str, str] | None = None, progress: ProgressFn = no_progress):
+                 lineage: dict[str, str] | None = None, progress: ProgressFn = no_progress,
+                 runner_factory: RunnerFactory = build_runner):
         self.config = config
+        self.runner_factory = runner_factory  # seam for reusing a loaded engine (benchmarks)
         self.max_new_shards = max_new_shards
         self.lineage = lineage or {}
         self.progress = progress
         self.plan = build_plan(config)  # bad taxonomy/family/personas fail before Ray or MLflow
+        if config.score_after:  # a bad `score:` block must not surface only after generating
+            score_config(config, config.output.path or ".", config.name or "check")
 
     @property
     def runtime(self) -> RuntimeConfig:
@@ -86,7 +92,7 @@ class GenerateStage:
         shards = plan.shards()
         pending = [i for i in range(len(shards)) if not corpus.is_done(i)]
         budget = pending if self.max_new_shards is None else pending[: self.max_new_shards]
-        run_stats = self._generate(ctx, corpus, rejects, shards, budget) if budget else {}
+        run_stats = self._generate(corpus, rejects, shards, budget) if budget else {}
         totals = self._shard_totals(corpus, len(shards))
         metrics = {**run_stats, **{f"generate.{k}": float(v) for k, v in totals.items()}}
         outputs = {"corpus": corpus.uri, "rejects": rejects.uri}
@@ -97,7 +103,7 @@ class GenerateStage:
         return StageResult(metrics=metrics, outputs=outputs)
 
     # -- generation ------------------------------------------------------------------------
-    def _generate(self, ctx: StageContext, corpus: ShardedOutput, rejects: ShardedOutput,
+    def _generate(self, corpus: ShardedOutput, rejects: ShardedOutput,
                   shards: list[list[GenerationTask]], indices: list[int]) -> dict[str, float]:
         cfg = self.config
         check_generators(cfg.generators)  # unreachable endpoints fail before any work
@@ -140,7 +146,7 @@ class GenerateStage:
         answers: dict[str, ChatResponse] = {}
         for gen, tasks in sorted(by_generator.items()):
             if gen not in runners:
-                runners[gen] = build_runner(cfg.generators[gen].llm, cache_dir=cache_dir)
+                runners[gen] = self.runner_factory(cfg.generators[gen].llm, cache_dir)
             replies = runners[gen].run([self.plan.request(t) for t in tasks], validate=validate_sample)
             answers.update({t.doc_id: a for t, a in zip(tasks, replies)})
         model_ids = {g: r.backend.model_id for g, r in runners.items()}
@@ -203,7 +209,7 @@ class GenerateStage:
         metrics["generate.failure_rate"] = totals["n_rejected"] / requested
         metrics["generate.complete"] = 1.0
         if cfg.score_after:
-            metrics.update(score_hook(cfg, corpus.uri, name, ctx))
+            metrics.update(score_hook(score_config(cfg, corpus.uri, name), ctx))
         return metrics
 
     @staticmethod
@@ -248,23 +254,33 @@ class GenerateStage:
         ctx.tracker.set_tags(tags)
 
 
-def score_hook(cfg: GenerateConfig, corpus_uri: str, name: str, ctx: StageContext) -> dict[str, float]:
-    """Score the finished corpus with ``synthdiv.score.score_corpus`` as a child run."""
+def score_config(cfg: GenerateConfig, corpus_uri: str, name: str) -> Any:
+    """The score stage's config for this corpus; built (and so validated) before generating."""
     from synthdiv.config import parse_config
-    from synthdiv.score import ScoreConfig, score_corpus
+    from synthdiv.score import ScoreConfig
 
-    score_cfg = parse_config(
-        {"runtime": cfg.runtime.model_dump(), "corpus": {"path": corpus_uri}, "name": name, **cfg.score},
-        ScoreConfig, "generate.score",
-    )
+    data = {"runtime": cfg.runtime.model_dump(), "corpus": {"path": corpus_uri}, "name": name, **cfg.score}
+    return parse_config(data, ScoreConfig, "generate config, key 'score'")
+
+
+def score_hook(score_cfg: Any, ctx: StageContext) -> dict[str, float]:
+    """Score the finished corpus with ``synthdiv.score.score_corpus`` as a child run; each metric's
+    value is copied into this run as ``score.<metric>`` so grids compare corpora in one table."""
+    from synthdiv.score import score_corpus
+
     result = score_corpus(score_cfg, parent=ctx.tracker)
     ctx.tracker.set_tags({"synthdiv.score_run": result.outputs.get("mlflow_run_id", "")})
-    return {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}
+    scores = {f"score.{row['metric']}": float(row["value"]) for row in result.extra.get("rows", [])}
+    scores["score.metrics_failed"] = float(result.metrics.get("score.metrics_failed", 0))
+    return scores
 
 
 def generate_corpus(config: GenerateConfig, *, max_new_shards: int | None = None,
-                    progress: ProgressFn = no_progress, parent: Any = None) -> StageResult:
+                    progress: ProgressFn = no_progress, parent: Any = None,
+                    runner_factory: RunnerFactory = build_runner) -> StageResult:
     """Generate one corpus as a tracked stage; the library entry point behind ``synthdiv generate``."""
     from synthdiv.stage import run_stage
 
-    return run_stage(GenerateStage(config, max_new_shards=max_new_shards, progress=progress), parent=parent)
+    stage = GenerateStage(config, max_new_shards=max_new_shards, progress=progress,
+                          runner_factory=runner_factory)
+    return run_stage(stage, parent=parent)

@@ -76,6 +76,16 @@ class Metric(Protocol):
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult: ...
 
 
+def close_resources(resources: dict[Any, Any]) -> None:
+    """Close every shared resource that can be closed (LLM runners, models) and forget them.
+    Whoever builds a :class:`MetricContext` calls this when its metrics are done."""
+    for value in resources.values():
+        close = getattr(value, "close", None)
+        if callable(close):
+            close()
+    resources.clear()
+
+
 _REGISTRY: dict[str, type] = {}
 
 

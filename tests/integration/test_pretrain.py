@@ -33,7 +33,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-def config(runtime, corpus: str, **train) -> PretrainConfig:
+def config(runtime, corpus: str, ray_data: bool = False, **train) -> PretrainConfig:
     block = {
         "optim": {"lr": 3e-3, "warmup_steps": 1},
         "schedule": {"global_batch_size": 8, "micro_batch_size": 2, "max_steps": 6},
@@ -45,7 +45,7 @@ def config(runtime, corpus: str, **train) -> PretrainConfig:
     return parse_config({
         "runtime": runtime.model_dump(),
         "data": {"corpora": [{"corpus": {"path": corpus}}], "seq_len": 32,
-                 "tokenize_with_ray": True},
+                 "tokenize_with_ray": ray_data},
         "model": {"preset": "tiny"},
         "train": block,
         "diversity_scores": {"cluster_agent": 3.9},
@@ -59,7 +59,7 @@ def weights(result) -> dict:
 def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus, mlflow_server):
     from transformers import AutoModelForCausalLM
 
-    cfg = config(runtime.model_copy(update={"job_id": "pretrain-resume"}), corpus)
+    cfg = config(runtime.model_copy(update={"job_id": "pretrain-resume"}), corpus, ray_data=True)
     first = run_stage(PretrainStage(cfg))
     client = MlflowClient(mlflow_server)
     run_id = first.outputs["mlflow_run_id"]
@@ -80,7 +80,7 @@ def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus
     torn.mkdir()
     (torn / "state.pt").write_bytes(b"half a checkpoint")
     longer = config(runtime.model_copy(update={"job_id": "pretrain-resume"}), corpus,
-                    schedule={"max_steps": 8})
+                    ray_data=True, schedule={"max_steps": 8})
     second = run_stage(PretrainStage(longer))
     assert second.outputs["mlflow_run_id"] == run_id  # same MLflow run, not a duplicate
     runs = client.search_runs(

@@ -114,18 +114,25 @@ def test_default_entrypoint_is_the_stage_command(ray_head: str, config: Path) ->
 
 
 def test_stop_a_running_job(ray_head: str, config: Path) -> None:
+    from ray.job_submission import JobSubmissionClient
+
     result = invoke("submit", "score", "--config", str(config), "--address", ray_head,
-                    "--command", "python -c \"import time; time.sleep(120)\"", "--no-follow")
+                    "--command", "python -c \"import time; print('started', flush=True); time.sleep(300)\"",
+                    "--no-follow")
     assert result.exit_code == 0
     job_id = result.output.strip().splitlines()[-1]
-    deadline = time.monotonic() + 60
-    while invoke("jobs", "status", job_id, "--address", ray_head).output.strip() == "PENDING":
+    client = JobSubmissionClient(ray_head)
+    deadline = time.monotonic() + 180  # generous: CI machines are shared
+    while "started" not in client.get_job_logs(job_id):
+        info = client.get_job_info(job_id)
+        assert info.status.value in ("PENDING", "RUNNING"), f"{info.status}: {info.message}"
         assert time.monotonic() < deadline, "job never started"
         time.sleep(0.5)
     assert invoke("jobs", "stop", job_id, "--address", ray_head).exit_code == 0
-    while (status := invoke("jobs", "status", job_id, "--address", ray_head).output.strip()) != "STOPPED":
-        assert time.monotonic() < deadline + 60, status
+    while (status := invoke("jobs", "status", job_id, "--address", ray_head).output.strip()) == "RUNNING":
+        assert time.monotonic() < deadline + 60, "stop did not take effect"
         time.sleep(0.5)
+    assert status == "STOPPED", client.get_job_info(job_id).message
 
 
 def test_bad_input_is_one_line_error(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ class ClusterAgent(ConfiguredMetric):
 
 def shared_runner(params: ClusterAgentParams, ctx: MetricContext) -> LLMRunner:
     """One runner per LLM config in ``ctx.resources``: the model loads once for all corpora and
-    seeds. Whoever owns ``ctx.resources`` closes it (see :func:`close_resources`)."""
+    seeds. Whoever owns ``ctx.resources`` closes it (see :func:`synthdiv.metrics.base.close_resources`)."""
     key = runner_key(params.llm)
     if key not in ctx.resources:
         from synthdiv.llm import build_runner
@@ -118,15 +118,6 @@ def runner_key(llm: LLMConfig) -> tuple[str, str]:
     """The ``ctx.resources`` key of the runner for ``llm`` (callers may pre-seed their own)."""
     blob = json.dumps(llm.model_dump(mode="json"), sort_keys=True)
     return (RUNNER_RESOURCE, hashlib.sha256(blob.encode()).hexdigest()[:16])
-
-
-def close_resources(resources: dict[Any, Any]) -> None:
-    """Close every resource that can be closed (LLM runners, …) and forget them."""
-    for value in resources.values():
-        close = getattr(value, "close", None)
-        if callable(close):
-            close()
-    resources.clear()
 
 
 def run_seed(
