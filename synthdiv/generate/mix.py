@@ -114,6 +114,7 @@ def write_text(uri: str, text: str) -> None:
 
 class MixStage:
     name: ClassVar[str] = "mix"
+    needs_ray: ClassVar[bool] = False  # reads, counts and writes in-process
 
     def __init__(self, config: MixConfig):
         self.config = config

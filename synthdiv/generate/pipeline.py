@@ -82,6 +82,12 @@ class GenerateStage:
     def runtime(self) -> RuntimeConfig:
         return self.config.runtime
 
+    @property
+    def needs_ray(self) -> bool:
+        """Only an in-process llama.cpp engine and no scoring run without Ray."""
+        in_process = all(g.llm.backend == "embedded" and g.llm.concurrency == 1 for g in self.config.generators)
+        return not in_process or self.config.score_after
+
     def run(self, ctx: StageContext) -> StageResult:
         cfg, plan = self.config, self.plan
         corpus = ShardedOutput(cfg.output.path or f"{ctx.output_dir}/corpus", ext=cfg.output.format)

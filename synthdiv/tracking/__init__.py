@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import tempfile
@@ -24,6 +25,10 @@ from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
 from synthdiv.config import RuntimeConfig, config_digest, flatten, resolved_dict, resolved_yaml
+
+# MLflow's and alembic's INFO lines (schema migrations, run links) drown the CLI's own output.
+for _name in ("mlflow", "alembic"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 TAG_STAGE = "synthdiv.stage"
 TAG_JOB = "synthdiv.job_id"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 from collections import Counter
 from typing import Any
@@ -35,6 +36,8 @@ def load_tokenizer(name: str | None) -> Any:
         from synthdiv.models import smollm2_hf_dir
 
         name = str(smollm2_hf_dir())
+    elif os.path.exists(name):  # a local dir: absolute, so Ray Data actors find it too
+        name = os.path.abspath(name)
     tokenizer = AutoTokenizer.from_pretrained(name)
     if tokenizer.eos_token_id is None:
         raise TrainDataError(f"tokenizer {name} has no EOS token: documents cannot be separated")

@@ -21,6 +21,7 @@ from synthdiv.train.store import (
 )
 from synthdiv.train.trainer import (
     absolute_output,
+    absolute_uri,
     layout,
     log_trained_model,
     run_training,
@@ -87,7 +88,7 @@ class SftStage:
         ctx.tracker.log_params({"derived.total_steps": total_steps, "derived.data_rows": meta["rows"],
                                 "derived.rejected_rows": len(meta["rejected"])})
         spec = LoopSpec(
-            stage=self.name, pretrained_dir=cfg.base_model, data_uri=paths["data"],
+            stage=self.name, pretrained_dir=absolute_uri(cfg.base_model), data_uri=paths["data"],
             run_root=paths["run_root"], state_uri=paths["state"], model_out_uri=paths["model"],
             total_steps=total_steps, seq_len=cfg.data.seq_len,
             flops_per_token=flops_per_token(base_config, cfg.data.seq_len), train=cfg.train,

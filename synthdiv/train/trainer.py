@@ -36,6 +36,11 @@ def absolute_output(ctx: StageContext) -> str:
     return ctx.output_dir if "://" in ctx.output_dir else os.path.abspath(ctx.output_dir)
 
 
+def absolute_uri(path: str) -> str:
+    """Workers run in their own working directories: hand them absolute paths (URIs as is)."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def layout(output: str) -> dict[str, str]:
     """Where a training job keeps its parts, all under the stage output."""
     return {

@@ -137,6 +137,6 @@ def test_personas_file_is_user_extensible(tmp_path):
 def test_bad_score_block_fails_before_generating():
     from synthdiv.generate.pipeline import GenerateStage
 
-    with pytest.raises(KeyError, match="unknown metric 'nope'"):
+    with pytest.raises((KeyError, ValueError), match="unknown metric .nope."):
         GenerateStage(GenerateConfig(n_topics=2, score={"metrics": {"nope": {}}}))
     GenerateStage(GenerateConfig(n_topics=2, score_after=False, score={"metrics": {"nope": {}}}))
