@@ -450,7 +450,9 @@ def read_corpus(
 
 
 # -- writing -----------------------------------------------------------------------------------
-def _encode_shard(docs: list[dict[str, Any]], fmt: str) -> bytes:
+def encode_shard(docs: list[dict[str, Any]], fmt: str) -> bytes:
+    """Documents as one shard's bytes. Parquet keeps ``meta`` as JSON text: documents carry
+    differently shaped meta, which a fixed Arrow struct cannot hold."""
     if fmt == "jsonl":
         return "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode("utf-8")
     import pyarrow as pa
@@ -461,7 +463,7 @@ def _encode_shard(docs: list[dict[str, Any]], fmt: str) -> bytes:
             "id": pa.array([d["id"] for d in docs], pa.string()),
             "text": pa.array([d["text"] for d in docs], pa.string()),
             "meta": pa.array(
-                [json.dumps(d["meta"], ensure_ascii=False) for d in docs], pa.string()
+                [json.dumps(d.get("meta", {}), ensure_ascii=False) for d in docs], pa.string()
             ),
         }
     )
@@ -515,7 +517,7 @@ def write_corpus(
         for d in chunk:
             total.add(d["id"], d["text"])
         if not (out.is_done(index) and out.read_marker(index).get("digest") == digest):
-            data = _encode_shard(chunk, fmt)
+            data = encode_shard(chunk, fmt)
             out.write(
                 index,
                 lambda fh, data=data: fh.write(data),

@@ -116,14 +116,16 @@ class ScoreStage:
             progress=self.progress,
         )
         try:
-            rows, failures = self._compute_all(corpus, metric_ctx, ctx)
+            rows, failures, values = self._compute_all(corpus, metric_ctx, ctx)
         finally:
             close_resources(metric_ctx.resources)
         artifacts = _write_report(rows, failures, Path(metric_ctx.work_dir) / "report", name)
         if failures:
             ctx.tracker.set_tags({"synthdiv.failed_metrics": ",".join(sorted(failures))})
         return StageResult(
-            metrics={"score.metrics_ok": len(rows), "score.metrics_failed": len(failures)},
+            # The scores are part of the result (not only logged) so a study feeds the same
+            # numbers downstream whether the stage ran now or was reused from MLflow.
+            metrics=values | {"score.metrics_ok": len(rows), "score.metrics_failed": len(failures)},
             tables={"scores": rows},
             artifacts={"report": artifacts},
             outputs={"scores": str(artifacts / "scores.json"), "dataset_digest": corpus.digest},
@@ -133,10 +135,10 @@ class ScoreStage:
 
     def _compute_all(
         self, corpus: Corpus, metric_ctx: MetricContext, ctx: StageContext
-    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, float]]:
         """Every selected metric in turn; a failure is recorded and the others still run."""
         metrics = self.config.metrics
-        rows, failures = [], {}
+        rows, failures, values = [], {}, {}
         for i, (metric_name, params) in enumerate(metrics.items()):
             self.progress("metrics", i, len(metrics))
             result, error = _compute(metric_name, params, corpus, metric_ctx)
@@ -145,13 +147,14 @@ class ScoreStage:
                 ctx.tracker.set_tags({f"synthdiv.metric_error.{metric_name}": error.splitlines()[-1][:4000]})
                 continue
             rows.append(result.as_row())
-            ctx.tracker.log_metrics(_metric_values(result))
+            values.update(_metric_values(result))
+            ctx.tracker.log_metrics(_metric_values(result))  # now, not at the end: nothing lost
             ctx.tracker.set_tags({f"{METRIC_PREFIX}.{metric_name}.higher_is_more_diverse": str(result.higher_is_more_diverse).lower()})
             ctx.tracker.log_dict(_jsonable(result.details | {"per_seed": result.per_seed}), f"metrics/{metric_name}.json")
             for artifact_dir, path in result.artifacts.items():
                 ctx.tracker.log_artifact(path, artifact_dir)
         self.progress("metrics", len(metrics), len(metrics))
-        return rows, failures
+        return rows, failures, values
 
 
 def _compute(

@@ -184,7 +184,9 @@ class StudyStage:
         return len(self.plans) * (per_corpus + len(self.config.model_sizes) * per_size) + 1
 
     def run_all(self) -> dict[str, Any]:
-        with ray_session(self.runtime), stage_run("study", self.config, self.runtime) as parent:
+        with ray_session(self.runtime), stage_run(
+            "study", self.config, self.runtime, run_name=self.config.name
+        ) as parent:
             parent.set_tags({"synthdiv.study": self.config.name})
             return self._run(parent)
 

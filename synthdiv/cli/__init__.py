@@ -7,6 +7,8 @@ so adding a command never edits another area's code.
 from __future__ import annotations
 
 import importlib
+import os
+import warnings
 
 import typer
 
@@ -40,4 +42,10 @@ _register()
 
 
 def main() -> None:
+    # Library progress bars and warnings (weights loading, Ray Data operators) would drown the
+    # CLI's own progress display; models are offline by design.
+    for key, value in {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                       "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}.items():
+        os.environ.setdefault(key, value)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\..*")
     app()

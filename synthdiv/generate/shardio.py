@@ -8,34 +8,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synthdiv.corpus import encode_shard
 from synthdiv.shards import ShardedOutput
 
 Doc = dict[str, Any]
 
 
 def docs_writer(docs: list[Doc], fmt: str) -> Callable[[Any], None]:
-    """A ``writer(file)`` for :meth:`ShardedOutput.write`. Parquet keeps ``meta`` as a JSON
-    string: documents carry differently shaped meta, which a fixed Arrow struct cannot hold."""
-
-    def write(fh: Any) -> None:
-        if fmt == "jsonl":
-            fh.write("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode())
-            return
-        table = pa.table(
-            {
-                "id": [d["id"] for d in docs],
-                "text": [d["text"] for d in docs],
-                "meta": [json.dumps(d.get("meta", {}), ensure_ascii=False) for d in docs],
-            }
-        )
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        fh.write(buf.getvalue())
-
-    return write
+    """A ``writer(file)`` for :meth:`ShardedOutput.write`, in the corpus shard format."""
+    return lambda fh: fh.write(encode_shard(docs, fmt))
 
 
 def read_shard(out: ShardedOutput, index: int) -> list[Doc]:
