@@ -23,7 +23,7 @@ from synthdiv.metrics import MetricContext, MetricResult, available, create
 from synthdiv.metrics.base import close_resources
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.report_plots import plot_scores
-from synthdiv.stage import StageContext, StageResult, run_stage
+from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
 
 # Metrics that need settings no default can supply (a second LM) are opt-in.
 OPT_IN_METRICS = frozenset({"perplexity_gap"})
@@ -84,16 +84,8 @@ class _Embeddings:
         return self._vectors[[self._row[i] for i in subset.ids]]
 
 
-class ScoreStage:
+class ScoreStage(BaseStage):
     name: ClassVar[str] = "score"
-
-    def __init__(self, config: ScoreConfig, progress: ProgressFn = no_progress):
-        self.config = config
-        self.progress = progress
-
-    @property
-    def runtime(self) -> RuntimeConfig:
-        return self.config.runtime
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = self.config

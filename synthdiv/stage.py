@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel
 
 from synthdiv.config import RuntimeConfig
+from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.runtime import ray_session
 from synthdiv.shards import filesystem
 from synthdiv.tracking import Tracker, finished_run, job_id_for, stage_run
@@ -47,6 +48,22 @@ class Stage(Protocol):
     def runtime(self) -> RuntimeConfig: ...
 
     def run(self, ctx: StageContext) -> StageResult: ...
+
+
+class BaseStage:
+    """The shape every stage shares: a config whose ``runtime`` block says where it runs, and a
+    progress callback (a no-op unless the CLI passes rich bars)."""
+
+    name: ClassVar[str]
+    needs_ray: ClassVar[bool] = True
+
+    def __init__(self, config: Any, progress: ProgressFn = no_progress):
+        self.config = config
+        self.progress = progress
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.config.runtime
 
 
 def output_dir_for(runtime: RuntimeConfig, stage: str, job_id: str) -> str:

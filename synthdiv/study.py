@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 from synthdiv.config import ConfigError, CorpusConfig, RuntimeConfig, StrictModel, set_dotted
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.runtime import ray_session
-from synthdiv.stage import StageResult, run_stage
+from synthdiv.stage import BaseStage, StageResult, run_stage
 from synthdiv.tracking import Tracker, stage_run
 
 
@@ -163,20 +163,15 @@ def eval_config_data(cfg: StudyConfig, rt: dict[str, Any], model_path: str, extr
     return _merge(_merge(cfg.eval, extra), {"runtime": rt, "model": {"path": model_path}})
 
 
-class StudyStage:
+class StudyStage(BaseStage):
     """The parent of a study: runs the DAG, each stage a child run, and correlates at the end."""
 
     name: ClassVar[str] = "study"
 
     def __init__(self, config: StudyConfig, progress: ProgressFn = no_progress):
-        self.config = config
-        self.progress = progress
+        super().__init__(config, progress)
         self.plans = plan_study(config)
         self._done = 0
-
-    @property
-    def runtime(self) -> RuntimeConfig:
-        return self.config.runtime
 
     def total_steps(self) -> int:
         per_size = 2 + (2 if self.config.sft is not None else 0)  # pretrain, eval[, sft, eval]

@@ -37,7 +37,7 @@ from synthdiv.metrics import MetricContext, available, create
 from synthdiv.metrics.cluster_agent import close_resources
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.shards import ShardedOutput
-from synthdiv.stage import StageContext, StageResult, run_stage
+from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
 
 Series = Literal["topics", "duplication"]
 LOCAL_EMBED_MAX_DOCS = 5000
@@ -251,16 +251,8 @@ def encode_locally(corpus: Corpus, cfg: EmbedConfig, out_uri: str | None = None)
 
 
 # -- the stage -----------------------------------------------------------------------------------
-class ValidateMetricsStage:
+class ValidateMetricsStage(BaseStage):
     name: ClassVar[str] = "validate_metrics"
-
-    def __init__(self, config: ValidateMetricsConfig, progress: ProgressFn = no_progress):
-        self.config = config
-        self.progress = progress
-
-    @property
-    def runtime(self) -> RuntimeConfig:
-        return self.config.runtime
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = self.config

@@ -22,7 +22,7 @@ from synthdiv import analysis
 from synthdiv.config import RuntimeConfig, StrictModel
 from synthdiv.evaluate.correlation_plots import write_plots
 from synthdiv.evaluate.stage import TAG_CORPUS_NAME, TAG_MODEL_SIZE, TAG_VARIANT
-from synthdiv.stage import StageContext, StageResult, run_stage
+from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
 from synthdiv.tracking import TAG_DATASET, Tracker, resolve_tracking_uri
 from synthdiv.tracking.query import RunRecord, StudyQuery
 
@@ -164,16 +164,9 @@ def _metric_rows(correlations: list[analysis.Correlation]) -> dict[str, float]:
     return out
 
 
-class CorrelateStage:
+class CorrelateStage(BaseStage):
     name: ClassVar[str] = "correlate"
     needs_ray: ClassVar[bool] = False  # lm-eval / MLflow queries only
-
-    def __init__(self, config: CorrelateConfig):
-        self.config = config
-
-    @property
-    def runtime(self) -> RuntimeConfig:
-        return self.config.runtime
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = self.config

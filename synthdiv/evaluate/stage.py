@@ -13,13 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
-from synthdiv.config import RuntimeConfig
 from synthdiv.evaluate.checkpoint import resolve_model
 from synthdiv.evaluate.config import EvalConfig
 from synthdiv.evaluate.harness import EvalReport, apply_offline_mode, parse_results, run_harness
 from synthdiv.evaluate.suites import task_specs
 from synthdiv.shards import filesystem
-from synthdiv.stage import StageContext, StageResult, run_stage
+from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
 from synthdiv.tracking import TAG_DATASET, Tracker
 
 STAGE_NAME = "eval"
@@ -58,16 +57,9 @@ def write_json_atomic(uri: str, obj: Any) -> str:
     return uri
 
 
-class EvalStage:
+class EvalStage(BaseStage):
     name: ClassVar[str] = STAGE_NAME
     needs_ray: ClassVar[bool] = False  # lm-eval runs in-process; no Ray start-up cost
-
-    def __init__(self, config: EvalConfig):
-        self.config = config
-
-    @property
-    def runtime(self) -> RuntimeConfig:
-        return self.config.runtime
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = self.config

@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.generate.config import OutputConfig
 from synthdiv.shards import filesystem
-from synthdiv.stage import StageContext, StageResult
+from synthdiv.stage import BaseStage, StageContext, StageResult
 
 _WORDS = re.compile(r"\S+")
 
@@ -112,16 +112,9 @@ def write_text(uri: str, text: str) -> None:
         fh.write(text)
 
 
-class MixStage:
+class MixStage(BaseStage):
     name: ClassVar[str] = "mix"
     needs_ray: ClassVar[bool] = False  # reads, counts and writes in-process
-
-    def __init__(self, config: MixConfig):
-        self.config = config
-
-    @property
-    def runtime(self) -> RuntimeConfig:
-        return self.config.runtime
 
     def run(self, ctx: StageContext) -> StageResult:
         from synthdiv.corpus import read_corpus, write_corpus

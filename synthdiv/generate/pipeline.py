@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, ClassVar
 
-from synthdiv.config import LLMConfig, RuntimeConfig
+from synthdiv.config import LLMConfig
 from synthdiv.corpus import MANIFEST, digest_documents
 from synthdiv.generate.config import DedupConfig, GenerateConfig
 from synthdiv.generate.dedup import find_duplicates
@@ -29,7 +29,7 @@ from synthdiv.llm import LLMRunner, build_runner
 from synthdiv.llm.base import ChatResponse
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.shards import ShardedOutput
-from synthdiv.stage import StageContext, StageResult
+from synthdiv.stage import BaseStage, StageContext, StageResult
 
 RunnerFactory = Callable[[LLMConfig, str], LLMRunner]
 SHARD_COUNTS = ("n_requested", "n_ok", "n_rejected", "prompt_tokens", "completion_tokens", "retries")
@@ -60,7 +60,7 @@ def call_groups(indices: list[int], shard_size: int, requests_per_call: int) -> 
     return [indices[i : i + per_call] for i in range(0, len(indices), per_call)]
 
 
-class GenerateStage:
+class GenerateStage(BaseStage):
     """``synthdiv generate`` as a stage. ``max_new_shards`` stops after that many new shards (a
     job split into chunks, and the test hook for resume); the corpus is then left unfinished."""
 
@@ -69,18 +69,13 @@ class GenerateStage:
     def __init__(self, config: GenerateConfig, *, max_new_shards: int | None = None,
                  lineage: dict[str, str] | None = None, progress: ProgressFn = no_progress,
                  runner_factory: RunnerFactory = build_runner):
-        self.config = config
+        super().__init__(config, progress)
         self.runner_factory = runner_factory  # seam for reusing a loaded engine (benchmarks)
         self.max_new_shards = max_new_shards
         self.lineage = lineage or {}
-        self.progress = progress
         self.plan = build_plan(config)  # bad taxonomy/family/personas fail before Ray or MLflow
         if config.score_after:  # a bad `score:` block must not surface only after generating
             score_config(config, config.output.path or ".", config.name or "check")
-
-    @property
-    def runtime(self) -> RuntimeConfig:
-        return self.config.runtime
 
     @property
     def needs_ray(self) -> bool:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from synthdiv.config import RuntimeConfig
-from synthdiv.stage import StageContext, StageResult
+from synthdiv.stage import BaseStage, StageContext, StageResult
 from synthdiv.tracking import TAG_DATASET
-from synthdiv.train.config import PretrainConfig
 from synthdiv.train.data import build_pretrain_arrays, load_tokenizer
 from synthdiv.train.loop import LoopSpec
 from synthdiv.train.mfu import flops_per_token
@@ -22,15 +20,8 @@ from synthdiv.train.trainer import (
 )
 
 
-class PretrainStage:
+class PretrainStage(BaseStage):
     name: ClassVar[str] = "pretrain"
-
-    def __init__(self, config: PretrainConfig):
-        self.config = config
-
-    @property
-    def runtime(self) -> RuntimeConfig:
-        return self.config.runtime
 
     def prepare_data(self, data_uri: str, quarantine_dir: str) -> dict:
         """Tokenize + pack unless a complete token store is already there (reruns skip it)."""

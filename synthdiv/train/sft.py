@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from synthdiv.config import RuntimeConfig
-from synthdiv.stage import StageContext, StageResult
+from synthdiv.stage import BaseStage, StageContext, StageResult
 from synthdiv.tracking import TAG_DATASET
-from synthdiv.train.config import SftConfig
 from synthdiv.train.loop import LoopSpec
 from synthdiv.train.mfu import flops_per_token
 from synthdiv.train.model import count_parameters
@@ -29,15 +27,8 @@ from synthdiv.train.trainer import (
 )
 
 
-class SftStage:
+class SftStage(BaseStage):
     name: ClassVar[str] = "sft"
-
-    def __init__(self, config: SftConfig):
-        self.config = config
-
-    @property
-    def runtime(self) -> RuntimeConfig:
-        return self.config.runtime
 
     def _base(self):
         from transformers import AutoConfig, AutoTokenizer
