@@ -20,7 +20,7 @@ from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
 from synthdiv.embed import EmbedConfig, embed_corpus
 from synthdiv.metrics import MetricContext, MetricResult, available, create
-from synthdiv.metrics.base import close_resources
+from synthdiv.metrics.base import check_selection, close_resources
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.report_plots import plot_scores
 from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
@@ -54,14 +54,7 @@ class ScoreConfig(StrictModel):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        if not value:
-            raise ValueError("select at least one metric")
-        for name, params in value.items():
-            try:  # unknown names and bad params fail here, before any work
-                create(name, **(params or {}))
-            except KeyError as err:
-                raise ValueError(err.args[0]) from None
-        return value
+        return check_selection(value)
 
 
 def metric_keys(name: str) -> dict[str, str]:

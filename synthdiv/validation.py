@@ -33,6 +33,7 @@ from synthdiv.analysis import correlate
 from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
 from synthdiv.embed import EmbedConfig, embed_corpus, resolve_model_path
+from synthdiv.metrics.base import check_selection
 from synthdiv.metrics import MetricContext, available, create
 from synthdiv.metrics.cluster_agent import close_resources
 from synthdiv.progress import ProgressFn, no_progress
@@ -90,14 +91,7 @@ class ValidateMetricsConfig(StrictModel):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        if not value:
-            raise ValueError("select at least one metric")
-        for name, params in value.items():
-            try:  # unknown names and bad params fail at load time, not after hours of work
-                create(name, **(params or {}))
-            except KeyError as err:
-                raise ValueError(err.args[0]) from None
-        return value
+        return check_selection(value)
 
     @field_validator("duplication_levels")
     @classmethod

@@ -110,6 +110,19 @@ def create(name: str, **params: Any) -> Metric:
     return _REGISTRY[name](**params)
 
 
+def check_selection(selection: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A config's ``metrics:`` block (name → params): unknown names and bad params fail at load
+    time with a clear message, not after hours of work."""
+    if not selection:
+        raise ValueError("select at least one metric")
+    for name, params in selection.items():
+        try:
+            create(name, **(params or {}))
+        except KeyError as err:  # pydantic only turns ValueError into a config error
+            raise ValueError(err.args[0]) from None
+    return selection
+
+
 def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
     """Mean and a Student-t interval over per-seed values (the paper's 'several seeds')."""
     arr = np.asarray(values, dtype=float)
