@@ -97,10 +97,9 @@ def load_causal_lm(name: str | None, dtype: Dtype, ctx: MetricContext) -> Causal
     return ctx.resources[key]
 
 
-class PerplexityParams(StrictModel):
-    model: str | None = Field(
-        None, description="Causal LM: HF id or local dir; None = the packaged SmolLM2-135M."
-    )
+class _ForwardPassParams(StrictModel):
+    """How documents are run through an LM; shared by both perplexity metrics."""
+
     batch_size: int = Field(8, ge=1)
     max_length: int = Field(
         512, ge=2, description="Tokens per document; longer ones are truncated."
@@ -111,6 +110,12 @@ class PerplexityParams(StrictModel):
         gt=0,
         description="Documents per seed; None = the score stage's sample_size. "
         "A forward pass per document is costly on CPU: keep it small there.",
+    )
+
+
+class PerplexityParams(_ForwardPassParams):
+    model: str | None = Field(
+        None, description="Causal LM: HF id or local dir; None = the packaged SmolLM2-135M."
     )
 
 
@@ -137,21 +142,12 @@ class Perplexity(ConfiguredMetric):
         return result
 
 
-class PerplexityGapParams(StrictModel):
+class PerplexityGapParams(_ForwardPassParams):
     small_model: str | None = Field(None, description="None = the packaged SmolLM2-135M.")
     large_model: str = Field(
         "HuggingFaceTB/SmolLM2-360M-Instruct",
         description="The larger sibling (same tokenizer as the default small model). Needs hub "
         "access or a local copy; the paper used GPT-2-Large vs GPT-2-XL.",
-    )
-    batch_size: int = Field(8, ge=1)
-    max_length: int = Field(512, ge=2)
-    dtype: Dtype = "float32"
-    sample_size: int | None = Field(
-        None,
-        gt=0,
-        description="Documents per seed; None = the score stage's sample_size. "
-        "A forward pass per document is costly on CPU: keep it small there.",
     )
 
 
