@@ -8,6 +8,7 @@ A stage is a pure function of its config and inputs that writes its outputs unde
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -64,6 +65,16 @@ class BaseStage:
     @property
     def runtime(self) -> RuntimeConfig:
         return self.config.runtime
+
+
+def local_artifact_dir(output_dir: str, prefix: str) -> Path:
+    """Where a stage writes files for MLflow: ``<output_dir>/artifacts`` when the outputs are local
+    (kept with them), a fresh temp dir when they live on s3:// (uploaded to MLflow only)."""
+    if "://" in output_dir:
+        return Path(tempfile.mkdtemp(prefix=f"synthdiv-{prefix}-"))
+    out = Path(output_dir) / "artifacts"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def output_dir_for(runtime: RuntimeConfig, stage: str, job_id: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +21,7 @@ from synthdiv import analysis
 from synthdiv.config import RuntimeConfig, StrictModel
 from synthdiv.evaluate.correlation_plots import write_plots
 from synthdiv.evaluate.stage import TAG_CORPUS_NAME, TAG_MODEL_SIZE, TAG_VARIANT
-from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
+from synthdiv.stage import BaseStage, StageContext, StageResult, local_artifact_dir, run_stage
 from synthdiv.tracking import TAG_DATASET, Tracker, resolve_tracking_uri
 from synthdiv.tracking.query import RunRecord, StudyQuery
 
@@ -142,13 +141,6 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def _artifact_dir(output_dir: str) -> Path:
-    """Beside the stage outputs when local; a temp dir (uploaded to MLflow only) otherwise."""
-    if "://" in output_dir:
-        return Path(tempfile.mkdtemp(prefix="synthdiv-correlate-"))
-    out = Path(output_dir) / "artifacts"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _metric_rows(correlations: list[analysis.Correlation]) -> dict[str, float]:
@@ -188,7 +180,7 @@ class CorrelateStage(BaseStage):
         corr_rows = [c.as_row() for c in correlations]
         rank_rows = [r.__dict__ | {"panels": ",".join(r.panels)} for r in ranks]
 
-        out = _artifact_dir(ctx.output_dir)
+        out = local_artifact_dir(ctx.output_dir, "correlate")
         _write_csv(out / "correlations.csv", corr_rows)
         _write_csv(out / "ranking.csv", rank_rows)
         _write_csv(out / "points.csv", point_rows)

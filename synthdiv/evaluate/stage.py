@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,7 +17,7 @@ from synthdiv.evaluate.config import EvalConfig
 from synthdiv.evaluate.harness import EvalReport, apply_offline_mode, parse_results, run_harness
 from synthdiv.evaluate.suites import task_specs
 from synthdiv.shards import filesystem
-from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
+from synthdiv.stage import BaseStage, StageContext, StageResult, local_artifact_dir, run_stage
 from synthdiv.tracking import TAG_DATASET, Tracker
 
 STAGE_NAME = "eval"
@@ -77,7 +76,7 @@ class EvalStage(BaseStage):
             "task_sources": {s.name: s.source for s in specs},
         }
         results_uri = write_json_atomic(f"{ctx.output_dir.rstrip('/')}/{RESULTS_FILE}", summary)
-        artifacts = _write_artifacts(report, summary, raw, _artifact_dir(ctx.output_dir))
+        artifacts = _write_artifacts(report, summary, raw, local_artifact_dir(ctx.output_dir, "eval"))
         return StageResult(
             metrics=report.metrics(METRIC_PREFIX),
             outputs={"results": results_uri},
@@ -91,13 +90,6 @@ def _row(task: dict[str, Any]) -> dict[str, Any]:
     return {k: task[k] for k in ("task", "metric", "score", "stderr", "n")}
 
 
-def _artifact_dir(output_dir: str) -> Path:
-    """Beside the outputs when they are local (kept with them); a temp dir for s3:// outputs."""
-    if "://" in output_dir:
-        return Path(tempfile.mkdtemp(prefix="synthdiv-eval-"))
-    out = Path(output_dir) / "artifacts"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _write_artifacts(
