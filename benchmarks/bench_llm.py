@@ -24,7 +24,7 @@ import time
 from synthdiv.config import LLMConfig
 from synthdiv.llm import build_runner, chat_request
 from synthdiv.llm.embedded import _NEUTRAL_SAMPLING, default_threads
-from synthdiv.models import smollm2_gguf_path
+from synthdiv.models import smollm2_chat_gguf
 
 SCHEMA = {
     "type": "object",
@@ -52,7 +52,7 @@ def bench_direct(cfg: LLMConfig, messages: list, threads: int) -> tuple[float, i
     from llama_cpp import Llama
 
     llama = Llama(
-        str(smollm2_gguf_path()),
+        str(smollm2_chat_gguf()),
         n_ctx=cfg.context_length,
         n_threads=threads,
         n_threads_batch=threads,

@@ -20,6 +20,10 @@ WORKER_ENV = {
 }
 
 
+class StageKilled(BaseException):
+    """Raised in the main thread on SIGTERM so ``finally`` blocks run and the run ends KILLED."""
+
+
 def quiet_ray_data() -> None:
     """Ray Data's per-operator progress logs drown the CLI's own progress bars."""
     from ray.data import DataContext

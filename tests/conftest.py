@@ -51,9 +51,10 @@ def ray_local():
 
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
-    from synthdiv.models import smollm2_gguf_path
+    """The GGUF the embedded backend loads by default (the packaged SmolLM2 as Q8_0)."""
+    from synthdiv.models import smollm2_chat_gguf
 
-    return smollm2_gguf_path()
+    return smollm2_chat_gguf()
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-_COMMAND_MODULES = ["score", "validate", "generate", "train", "evaluate", "study", "jobs"]
+_COMMAND_MODULES = ["score", "validate", "generate", "train", "evaluate", "study", "jobs", "tracking"]
 
 
 def _register() -> None:
@@ -48,4 +48,10 @@ def main() -> None:
                        "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}.items():
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\..*")
-    app()
+    from synthdiv.runtime import StageKilled
+
+    try:
+        app()
+    except StageKilled as err:  # SIGTERM: the runs are marked KILLED; say so without a traceback
+        typer.echo(f"stopped ({err}); finished work is kept: rerun the same command to resume", err=True)
+        raise SystemExit(143) from None

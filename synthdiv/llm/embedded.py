@@ -1,6 +1,6 @@
 """The embedded backend: a GGUF chat model run by llama.cpp (llama-cpp-python).
 
-Default model: the packaged SmolLM2-135M-Instruct GGUF, so a laptop needs no server, GPU or
+Default model: the packaged SmolLM2-135M-Instruct GGUF (requantized to Q8_0 once), so a laptop needs no server, GPU or
 download. ``concurrency == 1`` answers in this process (no Ray: a first call costs only the model
 load); ``concurrency > 1`` spreads requests over Ray actors, each loading the model once.
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from synthdiv.config import LLMConfig
 from synthdiv.llm.base import ChatRequest, ChatResponse
-from synthdiv.models import ModelNotFoundError, smollm2_gguf_path
+from synthdiv.models import ModelNotFoundError, smollm2_chat_gguf
 
 # llama.cpp's own defaults (top_k=40, min_p=0.05) would make the same request sample differently
 # here than on vLLM or an OpenAI endpoint; disabling them leaves temperature/top_p in charge.
@@ -37,9 +37,9 @@ _STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 
 
 def resolve_gguf(model: str | None) -> Path:
-    """The GGUF file to load: ``model`` as a path, or the packaged SmolLM2."""
+    """The GGUF file to load: ``model`` as a path, or the packaged SmolLM2 (as Q8_0)."""
     if model in (None, ""):
-        return smollm2_gguf_path()
+        return smollm2_chat_gguf()
     path = Path(model).expanduser()
     if not path.is_file():
         raise ModelNotFoundError(f"embedded backend: GGUF model file not found: {model}")
@@ -47,15 +47,14 @@ def resolve_gguf(model: str | None) -> Path:
 
 
 def default_threads(concurrency: int) -> int:
-    """Threads per engine: its share of the cores that are free right now.
+    """Threads per engine: its share of the cores (a fixed count, so outputs do not depend on
+    the machine's load).
 
     llama.cpp's threads meet at a barrier for every token, so one descheduled thread stalls the
-    rest: on a 2-core machine at load 35, 2 threads gave < 1 tok/s where 1 thread gave 18.
-    ``llm.engine_kwargs.n_threads`` overrides this.
+    rest: on a 2-core machine shared with other heavy work (load 35), 2 threads gave < 1 tok/s
+    where 1 thread gave 18. Set ``llm.engine_kwargs.n_threads`` on such a machine.
     """
-    cores = os.cpu_count() or 1
-    free = cores - round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else cores
-    return max(1, min(cores // concurrency, free))
+    return max(1, (os.cpu_count() or 1) // concurrency)
 
 
 class LlamaChat:

@@ -14,6 +14,7 @@ from typing import Any
 from synthdiv.tracking import Tracker
 
 TAG_MODEL_ID = "synthdiv.model_id"
+PENDING = "pending"  # a model whose logging waits in the tracking journal
 
 
 @dataclass
@@ -42,18 +43,30 @@ def log_hf_model(
     params: Mapping[str, Any] | None = None,
     register_as: str | None = None,
 ) -> LoggedModelRef:
-    """Log a Hugging Face model directory as an MLflow logged model of the tracker's run."""
+    """Log a Hugging Face model directory as an MLflow logged model of the tracker's run.
+
+    While the server is away the call is journaled (the directory stays on storage) and the
+    returned ref says ``pending``; the model is logged when the journal is replayed.
+    """
+    ref = tracker.journaled_call(
+        "log_model", local_dir=str(local_dir), name=name, register_as=register_as,
+        tags={k: str(v) for k, v in (tags or {}).items()},
+        params={k: str(v) for k, v in (params or {}).items()},
+    )  # fmt: skip
+    return ref if ref is not None else LoggedModelRef(PENDING, PENDING)
+
+
+def log_hf_model_now(tracker: Tracker, local_dir: str, *, name: str, tags: dict[str, str],
+                     params: dict[str, str], register_as: str | None) -> LoggedModelRef:
     client = tracker.client
     experiment_id = client.get_run(tracker.run_id).info.experiment_id
     model = _existing(tracker, experiment_id, name)
     if model is None:
         model = client.create_logged_model(
             experiment_id, name=name, source_run_id=tracker.run_id,
-            tags={k: str(v) for k, v in (tags or {}).items()},
-            params={k: str(v) for k, v in (params or {}).items()},
-            model_type="hf-causal-lm",
+            tags=tags, params=params, model_type="hf-causal-lm",
         )
-        client.log_model_artifacts(model.model_id, str(local_dir))
+        client.log_model_artifacts(model.model_id, local_dir)
         client.finalize_logged_model(model.model_id, "READY")
     ref = LoggedModelRef(model.model_id, f"models:/{model.model_id}")
     tracker.set_tags({TAG_MODEL_ID: model.model_id})

@@ -40,6 +40,23 @@ def backend(smollm2_gguf):
     backend.close()
 
 
+def test_default_model_is_the_packaged_smollm2_requantized_once(tmp_path, monkeypatch):
+    from gguf import GGUFReader, GGMLQuantizationType
+
+    from synthdiv.models import smollm2_chat_gguf, smollm2_gguf_path
+
+    monkeypatch.setenv("SYNTHDIV_CACHE", str(tmp_path))
+    q8 = smollm2_chat_gguf()
+    assert q8.parent == tmp_path and [p.name for p in tmp_path.iterdir()] == [q8.name]  # no temp left
+    types = {t.tensor_type for t in GGUFReader(q8).tensors if t.name.endswith("ffn_down.weight")}
+    assert types == {GGMLQuantizationType.Q8_0}
+    source = {t.name: t.shape.tolist() for t in GGUFReader(smollm2_gguf_path()).tensors}
+    assert {t.name: t.shape.tolist() for t in GGUFReader(q8).tensors} == source
+    mtime = q8.stat().st_mtime_ns
+    assert smollm2_chat_gguf() == q8 and q8.stat().st_mtime_ns == mtime  # cached, not redone
+    assert build_backend(LLMConfig(backend="embedded")).model_id == f"gguf:{q8.name}"
+
+
 def test_missing_model_fails_at_build_time(tmp_path):
     missing = tmp_path / "nope.gguf"
     with pytest.raises(ModelNotFoundError, match="nope.gguf"):

@@ -1,0 +1,40 @@
+"""`synthdiv tracking-sync`: replay tracking calls journaled while MLflow was unreachable."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from synthdiv.cli import app
+from synthdiv.cli.common import console, fail, out
+
+
+@app.command("tracking-sync")
+def tracking_sync(
+    tracking_uri: Optional[str] = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking URI the journaled runs belong to."
+    ),
+) -> None:
+    """Send MLflow the tracking calls that waited on local disk while it was unreachable.
+
+    A stage whose MLflow server goes away keeps working and journals its params, metrics,
+    tags, artifacts and models under `.synthdiv/tracking_gaps/` (or `$SYNTHDIV_TRACKING_JOURNAL`);
+    they are replayed on their own once the server answers during the job. Run this from the
+    same directory when the job ended first. Each replayed run is tagged
+    `synthdiv.tracking.gaps` and keeps the record as the artifact `tracking/gaps.jsonl`.
+    """
+    from synthdiv.config import RuntimeConfig
+    from synthdiv.tracking import pending_journals, resolve_tracking_uri, sync_journal
+    from synthdiv.tracking.journal import reachable
+
+    uri = resolve_tracking_uri(RuntimeConfig(tracking_uri=tracking_uri))
+    pending = pending_journals()
+    if not pending:
+        out.print("nothing to replay: no journaled tracking calls")
+        return
+    if not reachable(uri):
+        fail(f"MLflow at {uri} is still unreachable; {len(pending)} journal(s) kept for later")
+    for journal_id in pending:
+        n = sync_journal(uri, journal_id)
+        console.print(f"{journal_id}: replayed {n} call(s)")
