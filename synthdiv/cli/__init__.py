@@ -45,7 +45,8 @@ def main() -> None:
     # Library progress bars and warnings (weights loading, Ray Data operators) would drown the
     # CLI's own progress display; models are offline by design.
     for key, value in {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-                       "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}.items():
+                       "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false",
+                       "TQDM_DISABLE": "1"}.items():  # lm-eval's tqdm bars interleave with ours
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\..*")
     from synthdiv.runtime import StageKilled

@@ -121,14 +121,23 @@ def correlate_command(
     except StudyNotFoundError as err:
         fail(str(err))
         return
+    print_correlation(result)
+    extra = result.extra
+    out.print(f"MLflow: {extra.get('run_link', result.outputs.get('mlflow_run_id'))}")
+
+
+def print_correlation(result: Any, panels: bool = True) -> None:
+    """The metric ranking and (``panels``) every correlation panel of a correlate result."""
     extra = result.extra
     if not extra["points"]:
         console.print("[yellow]no eval run could be joined to a score run (see notes below)[/]")
-    print_rows("Metrics ranked by |Spearman ρ| with " + cfg.target, [
+    print_rows("Metrics ranked by |Spearman ρ| with " + extra["target"], [
         {"metric": r.metric, "mean |ρ|": r.mean_abs_spearman,
          "mean directional ρ": r.mean_directional_spearman, "panels": r.n_panels, "min n": r.min_n}
         for r in extra["ranks"]
     ])
+    if not panels:
+        return
     print_rows("Correlations", [
         {"metric": c.metric, "size": c.model_size, "variant": c.variant, "n": c.n,
          "spearman": c.spearman, "ci_low": c.spearman_ci_low, "ci_high": c.spearman_ci_high,
@@ -137,4 +146,3 @@ def correlate_command(
     ])
     for note in extra["notes"]:
         console.print(f"[dim]note:[/] {note}")
-    out.print(f"MLflow: {extra.get('run_link', result.outputs.get('mlflow_run_id'))}")

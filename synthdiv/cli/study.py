@@ -47,9 +47,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
         row.update({k: v for k, v in branch.items() if k.endswith((".base", ".sft"))})
         rows.append(row)
     print_rows("Study: diversity and accuracy per corpus", rows)
-    table = summary["correlate"].extra.get("table_markdown") if summary.get("correlate") else None
-    if table:
-        out.print(table)
+    if summary.get("correlate"):
+        from synthdiv.cli.evaluate import print_correlation
+
+        print_correlation(summary["correlate"], panels=False)  # every panel: in MLflow, the report
     out.print(f"\nMLflow parent run: {summary['run_link']}")
 
 

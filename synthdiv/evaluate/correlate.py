@@ -210,7 +210,8 @@ class CorrelateStage(BaseStage):
             # Remote storage keeps no copy: the tables live in MLflow, their source of truth.
             outputs={} if "://" in ctx.output_dir else {"correlations": str(out / "correlations.csv")},
             artifacts={"correlation": out},
-            extra={"correlations": correlations, "ranks": ranks, "points": points, "notes": notes},
+            extra={"correlations": correlations, "ranks": ranks, "points": points, "notes": notes,
+                   "target": cfg.target},
         )
 
 

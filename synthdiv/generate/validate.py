@@ -46,7 +46,8 @@ def response_schema(extra_fields: tuple[str, ...] = (), max_text_chars: int | No
         "type": "object",
         "properties": {
             "question": text(),
-            "options": {"type": "array", "items": text(), "minItems": N_OPTIONS, "maxItems": N_OPTIONS},
+            # options are short: long ones only push the JSON past max_tokens (truncated, retried)
+            "options": {"type": "array", "items": short, "minItems": N_OPTIONS, "maxItems": N_OPTIONS},
             # a letter, not the option's text: a grammar can then guarantee it names an option
             "answer": {"type": "string", "enum": list(LETTERS)},
             "explanation": text(),

@@ -84,19 +84,24 @@ class Tracker:
     are journaled on local disk and replayed when it answers again; reads are not guarded.
     """
 
-    def __init__(self, tracking_uri: str, run_id: str, journal_id: str | None = None):
+    def __init__(self, tracking_uri: str, run_id: str, journal_id: str | None = None,
+                 journal_root: str | None = None):
         self.tracking_uri = tracking_uri
         self.run_id = run_id
         self.journal_id = journal_id or run_id
+        # resolved where the tracker is made (the driver), so Ray workers journal beside it
+        self.journal_root = journal_root or str(journal_dir().resolve())
         self._client: MlflowClient | None = None
-        self.guard = Guard(tracking_uri, Journal(journal_dir(), self.journal_id), self._apply,
+        self.guard = Guard(tracking_uri, Journal(Path(self.journal_root), self.journal_id), self._apply,
                            online=not run_id.startswith(OFFLINE_PREFIX))
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tracking_uri": self.tracking_uri, "run_id": self.run_id, "journal_id": self.journal_id}
+        return {"tracking_uri": self.tracking_uri, "run_id": self.run_id,
+                "journal_id": self.journal_id, "journal_root": self.journal_root}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["tracking_uri"], state["run_id"], state.get("journal_id"))
+        self.__init__(state["tracking_uri"], state["run_id"], state.get("journal_id"),
+                      state.get("journal_root"))
 
     @property
     def client(self) -> MlflowClient:

@@ -37,6 +37,14 @@ def dir_name(step: int) -> str:
     return f"step_{step:08d}"
 
 
+def step_of(path: str) -> int:
+    """The step of a checkpoint directory ``…/step_<8 digits>``."""
+    match = _DIR_PATTERN.match(posixpath.basename(str(path).rstrip("/")))
+    if match is None:
+        raise ValueError(f"not a checkpoint directory: {path}")
+    return int(match.group(1))
+
+
 def rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),

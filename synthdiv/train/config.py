@@ -6,7 +6,7 @@ longer than the model's context) fails here, before Ray starts, with the key nam
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -85,6 +85,29 @@ class FaultSpec(StrictModel):
     nan_at_step: int | None = Field(None, ge=0, description="Make the loss NaN at this step.")
 
 
+class CheckpointEvalSpec(StrictModel):
+    """Evaluate every checkpoint while training goes on: Ray Train validation, each in its own
+    Ray task (other CPUs/GPUs than the trainers'), scores logged to the run as ``val/*``."""
+
+    eval: dict[str, Any] = Field(
+        default_factory=lambda: {"suite": "local", "limit": 50},
+        description="Eval config fields (suite, tasks, limit, apply_chat_template, …); the model "
+        "is the checkpoint, so no 'model' or 'runtime' here.",
+    )
+    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved by each validation task.")
+    num_gpus: float = Field(0.0, ge=0)
+    timeout_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _is_an_eval_config(self) -> CheckpointEvalSpec:
+        from synthdiv.evaluate.config import EvalConfig
+
+        if {"model", "runtime"} & set(self.eval):
+            raise ValueError("eval_checkpoints.eval: the model is the checkpoint; drop 'model'/'runtime'")
+        EvalConfig.model_validate(self.eval | {"model": {"path": "checkpoint"}})
+        return self
+
+
 class TrainBlock(StrictModel):
     """What pretraining and SFT share: optimizer, schedule, scale, checkpoints, faults."""
 
@@ -92,6 +115,9 @@ class TrainBlock(StrictModel):
     schedule: ScheduleSpec = ScheduleSpec()
     scale: ScaleSpec = ScaleSpec()
     checkpoint: CheckpointSpec = CheckpointSpec()
+    eval_checkpoints: CheckpointEvalSpec | None = Field(
+        None, description="Evaluate each checkpoint as training proceeds (None = only at the end)."
+    )
     faults: FaultSpec = FaultSpec()
 
     def check_batch(self) -> None:

@@ -80,7 +80,7 @@ def tokenize_texts(texts: list[str], tokenizer: Any, tokenizer_dir: str, *, use_
     ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)])
     ds = ds.map_batches(
         _Tokenize, fn_constructor_kwargs={"tokenizer_dir": tokenizer_dir},
-        batch_size=batch_size, concurrency=1, num_cpus=0.5,
+        batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.5,
     )
     out: list[np.ndarray | None] = [None] * len(texts)
     for row in ds.iter_rows():

@@ -102,6 +102,11 @@ class FaultHooks:
         return loss
 
 
+def tokenizer_dir(spec: LoopSpec) -> str:
+    """The tokenizer the data was made with (saved beside the token store)."""
+    return str(localize(posixpath.join(spec.data_uri, "tokenizer")))
+
+
 def _batch(arrays: dict[str, np.ndarray], rows: np.ndarray, device: torch.device
            ) -> dict[str, torch.Tensor]:
     input_ids = torch.from_numpy(np.asarray(arrays["input_ids"][rows], dtype=np.int64))
@@ -188,13 +193,15 @@ def train_worker(config: dict[str, Any]) -> None:
                                                   or done == spec.total_steps):
             tracker.log_metrics(last, step=done)
         if done % train.checkpoint.every_steps == 0 or done == spec.total_steps:
-            _save_checkpoint(model, optimizer, scheduler, done, tokens_seen, last, rank)
+            _save_checkpoint(model, optimizer, scheduler, done, tokens_seen, last, rank,
+                             validate=train.eval_checkpoints is not None)
 
     _export_model(spec, model, optimizer, rank)
 
 
 def _save_checkpoint(model: Parallelized, optimizer: torch.optim.Optimizer, scheduler: Any,
-                     step: int, tokens_seen: int, metrics: dict[str, float], rank: int) -> None:
+                     step: int, tokens_seen: int, metrics: dict[str, float], rank: int,
+                     validate: bool) -> None:
     import ray.train
 
     model_state, optim_state = model.full_state(optimizer)  # collective
@@ -207,7 +214,8 @@ def _save_checkpoint(model: Parallelized, optimizer: torch.optim.Optimizer, sche
                      "step": step, "tokens_seen": tokens_seen}
             checkpoint.write_local(Path(tmp), state, step)
             ckpt = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(report, checkpoint=ckpt, checkpoint_dir_name=checkpoint.dir_name(step))
+        ray.train.report(report, checkpoint=ckpt, checkpoint_dir_name=checkpoint.dir_name(step),
+                         validation=validate and ckpt is not None)  # rank 0 holds it
 
 
 def _record_divergence(spec: LoopSpec, rank: int, step: int, loss: float, grad_norm: float,
@@ -225,7 +233,7 @@ def _record_divergence(spec: LoopSpec, rank: int, step: int, loss: float, grad_n
 def _export_model(spec: LoopSpec, model: Parallelized, optimizer: torch.optim.Optimizer,
                   rank: int) -> None:
     """The final weights as a Hugging Face directory (+ tokenizer), ``_SUCCESS`` last."""
-    from transformers import AutoTokenizer
+    from synthdiv.train.model import save_hf_directory
 
     model_state, _ = model.full_state(optimizer)  # collective
     if rank != 0:
@@ -233,14 +241,7 @@ def _export_model(spec: LoopSpec, model: Parallelized, optimizer: torch.optim.Op
     hf_model = model.wrapped.module if hasattr(model.wrapped, "module") else model.wrapped
     fs, root = filesystem(spec.model_out_uri)
     with tempfile.TemporaryDirectory(prefix="synthdiv-model-") as tmp:
-        from transformers import LlamaForCausalLM
-
-        export = LlamaForCausalLM(hf_model.config)
-        export.load_state_dict(model_state)
-        export.config.use_cache = True
-        export.save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(str(localize(posixpath.join(spec.data_uri, "tokenizer")))
-                                      ).save_pretrained(tmp)
+        save_hf_directory(hf_model.config, model_state, tokenizer_dir(spec), tmp)
         if fs.exists(root):
             fs.rm(root, recursive=True)
         fs.makedirs(root, exist_ok=True)

@@ -100,3 +100,16 @@ def expected_parameters(config: Any) -> int:
     per_layer = h * h * 2 + h * kv * 2 + 3 * h * i + 2 * h  # q,o + k,v + SwiGLU + 2 RMSNorms
     embeddings = v * h * (1 if config.tie_word_embeddings else 2)
     return n * per_layer + embeddings + h  # + final norm
+
+
+def save_hf_directory(config: Any, model_state: dict[str, torch.Tensor], tokenizer_dir: str,
+                      out_dir: str) -> None:
+    """Weights (a full state dict) + config + tokenizer as a Hugging Face directory that lm-eval
+    and vLLM load as is."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    export = LlamaForCausalLM(config)
+    export.load_state_dict(model_state)
+    export.config.use_cache = True
+    export.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out_dir)

@@ -69,6 +69,8 @@ def run_training(spec: LoopSpec, tracker: Tracker | None) -> dict[str, Any]:
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from synthdiv.train.checkpoint_eval import validation_config
+
     train = spec.train
     paths_fs, state_root = filesystem(spec.state_uri)
     diverged_path = posixpath.join(state_root, DIVERGED_FILE)
@@ -87,6 +89,7 @@ def run_training(spec: LoopSpec, tracker: Tracker | None) -> dict[str, Any]:
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=train.checkpoint.num_to_keep),
             failure_config=ray.train.FailureConfig(max_failures=train.checkpoint.max_failures),
         ),
+        validation_config=validation_config(spec, tracker),
     )
     try:
         result = trainer.fit()

@@ -120,3 +120,24 @@ def test_missing_dataset_is_a_clear_error(ray_local, runtime, tmp_path):
     cfg = config(runtime, str(tmp_path / "nope.jsonl"))
     with pytest.raises(TrainDataError, match="dataset not found"):
         run_stage(PretrainStage(cfg))
+
+
+def test_every_checkpoint_is_evaluated_while_training(ray_local, runtime, corpus, mlflow_server):
+    evals = {"eval": {"suite": "local", "tasks": ["local_arithmetic"], "limit": 8}, "num_cpus": 0.5}
+    cfg = config(runtime, corpus, schedule={"max_steps": 4}, eval_checkpoints=evals)
+    result = run_stage(PretrainStage(cfg))
+    client = MlflowClient(mlflow_server)
+    history = client.get_metric_history(result.outputs["mlflow_run_id"], "val/avg")
+    assert sorted(m.step for m in history) == [2, 4]  # one eval per checkpoint, at its step
+    assert all(0.0 <= m.value <= 1.0 for m in history)
+    acc = client.get_metric_history(result.outputs["mlflow_run_id"], "val/local_arithmetic.acc")
+    assert sorted(m.step for m in acc) == [2, 4]
+
+
+def test_checkpoint_eval_config_is_checked_before_training(runtime, corpus):
+    from synthdiv.config import ConfigError
+
+    with pytest.raises(ConfigError, match="the model is the checkpoint"):
+        config(runtime, corpus, eval_checkpoints={"eval": {"model": {"path": "x"}}})
+    with pytest.raises(ConfigError, match="limit"):
+        config(runtime, corpus, eval_checkpoints={"eval": {"limit": 0}})

@@ -76,6 +76,15 @@ def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
     assert all(r.info.status == "FINISHED" for r in runs)
     assert set(first["corpora"]) == {"one", "two"}
 
+    # what `synthdiv run`/`quickstart` prints at the end: per-corpus table and the correlations
+    from synthdiv.cli import common
+    from synthdiv.cli.study import _print_summary
+
+    with common.out.capture() as printed, common.console.capture():
+        _print_summary(first)
+    assert "Study: diversity and accuracy per corpus" in printed.get()
+    assert "Metrics ranked by" in printed.get() and "MLflow parent run:" in printed.get()
+
     # a rerun (as after a crash) reuses every finished stage: no new runs, same ids
     second = run_study(cfg)
     assert second["parent_run_id"] == first["parent_run_id"]

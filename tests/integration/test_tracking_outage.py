@@ -40,6 +40,20 @@ def _only_run(uri: str, experiment: str):
     return client, runs[0]
 
 
+def test_a_tracker_sent_to_a_worker_journals_beside_the_driver(tmp_path, monkeypatch):
+    import pickle
+
+    from synthdiv.tracking import Tracker
+
+    monkeypatch.delenv("SYNTHDIV_TRACKING_JOURNAL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    driver = Tracker("http://127.0.0.1:9", "run1")
+    monkeypatch.chdir("/")  # a Ray worker runs in another working directory
+    worker = pickle.loads(pickle.dumps(driver))
+    assert worker.guard.journal.path == driver.guard.journal.path
+    assert str(driver.guard.journal.path).startswith(str(tmp_path))
+
+
 def test_calls_made_while_the_server_is_away_are_replayed_in_order(server, tmp_path):
     runtime = RuntimeConfig(tracking_uri=server.uri, experiment="outage", storage_uri=str(tmp_path / "out"))
     with stage_run("score", _Cfg(runtime=runtime), runtime) as tracker:

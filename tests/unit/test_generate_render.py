@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from synthdiv.generate.render import ANSWER_PREFIXES, ENUMERATIONS, HEADERS, render
-from synthdiv.generate.validate import Sample, parse_sample, response_schema, validate_sample
+from synthdiv.generate.validate import SHORT_CHARS, Sample, parse_sample, response_schema, validate_sample
 
 GOOD = {
     "passages": [
@@ -73,7 +73,8 @@ def test_schema_bounds_passages_and_options():
     assert schema["properties"]["passages"]["maxItems"] == 5
     options = schema["properties"]["question"]["properties"]["options"]
     assert options["minItems"] == options["maxItems"] == 4
-    assert options["items"]["maxLength"] == 300
+    assert options["items"]["maxLength"] == SHORT_CHARS  # options are short, passages long
+    assert schema["properties"]["passages"]["items"]["properties"]["text"]["maxLength"] == 300
 
 
 def test_rendering_is_seeded_per_document_and_varied():
