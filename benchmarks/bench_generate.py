@@ -37,7 +37,7 @@ METRICS = ["distinct_n", "ngram_diversity", "compression_ratio", "self_repetitio
            "vendi", "pairwise_cosine_distance", "remote_clique"]
 
 
-def base_config(root: Path, args: argparse.Namespace, **overrides) -> GenerateConfig:
+def base_config(root: Path, args: argparse.Namespace, concurrency: int = 1, **overrides) -> GenerateConfig:
     data = {
         "runtime": {"storage_uri": str(root / "runs"), "tracking_uri": f"sqlite:///{root}/mlflow.db",
                     "experiment": "bench-generate"},
@@ -47,6 +47,7 @@ def base_config(root: Path, args: argparse.Namespace, **overrides) -> GenerateCo
         "output": {"shard_size": 4},
         "generators": [{"llm": {"backend": "embedded", "temperature": 0.8, "top_p": 0.95,
                                 "max_tokens": args.max_tokens, "max_retries": 1,
+                                "concurrency": concurrency, "batch_size": 1,
                                 "cache_dir": args.cache_dir,
                                 "engine_kwargs": {"n_threads": args.threads} if args.threads else {}}}],
         **overrides,
@@ -106,9 +107,10 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
     minilm = SentenceTransformer(str(minilm_path()), device="cpu")
     size = args.size
     topic_counts = [t for t in (1, 4, 16) if t <= size]
-    designs = {f"T={t}": base_config(root, args, family="topic", n_topics=t,
+    par = args.concurrency  # engines (Ray actors): only the corpora matter here, not the speed
+    designs = {f"T={t}": base_config(root, args, par, family="topic", n_topics=t,
                                      generations_per_topic=size // t) for t in topic_counts}
-    designs.update({f"family={f}": base_config(root, args, family=f, n_topics=max(1, size // 2),
+    designs.update({f"family={f}": base_config(root, args, par, family=f, n_topics=max(1, size // 2),
                                                generations_per_topic=2) for f in FAMILIES})
     scores = {}
     for label, cfg in designs.items():
@@ -136,6 +138,8 @@ def main() -> None:
     parser.add_argument("--max-text-chars", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: backend's)")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="llama.cpp engines for the diversity corpora (throughput uses 1)")
     parser.add_argument("--cache-dir", default=None, help="LLM response cache (default: per run)")
     parser.add_argument("--skip", choices=["throughput", "diversity"], default=None)
     args = parser.parse_args()

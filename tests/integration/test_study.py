@@ -103,3 +103,56 @@ def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
     parent_name = client.get_run(first["parent_run_id"]).info.run_name
     assert parent_name == "tiny" and parent_name in dom, "study run not listed in the MLflow UI"
     assert shot.stat().st_size > 20_000
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes_without_redoing_finished_stages(runtime, tmp_path, request):
+    """`synthdiv run` gets SIGTERM mid-study: it exits with one line, the open runs end KILLED, and
+    a rerun reuses every stage that had finished (same run ids, no duplicates)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import yaml
+
+    server = ScriptedOpenAIServer({"": [{"content": valid_answer("study", 1)}]}).__enter__()
+    request.addfinalizer(lambda: server.__exit__(None, None, None))
+    cfg = _cfg(runtime, server.base_url)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    cli = Path(sys.executable).with_name("synthdiv")
+    proc = subprocess.Popen([str(cli), "run", str(path)], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = MlflowClient(runtime.tracking_uri)
+
+    def finished(stage: str) -> list:
+        exp = client.get_experiment_by_name(runtime.experiment)
+        if exp is None:
+            return []
+        return client.search_runs([exp.experiment_id], filter_string=(
+            f"tags.`synthdiv.stage` = '{stage}' and attributes.status = 'FINISHED'"))
+
+    deadline = time.monotonic() + 300
+    while not finished("pretrain") and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()
+    done_before = {r.info.run_id for stage in ("generate", "score", "pretrain") for r in finished(stage)}
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("stopped (received signal 15)") and "rerun the same command" in last
+    exp = client.get_experiment_by_name(runtime.experiment)
+    statuses = {r.data.tags["synthdiv.stage"]: r.info.status for r in client.search_runs(
+        [exp.experiment_id], filter_string="tags.`synthdiv.stage` = 'study'")}
+    assert statuses == {"study": "KILLED"}
+
+    resumed = run_study(cfg)
+    runs = client.search_runs([exp.experiment_id])
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert done_before <= {r.info.run_id for r in runs}  # finished stages were reused, not redone
+    jobs = [r.data.tags["synthdiv.job_id"] for r in runs]
+    assert len(jobs) == len(set(jobs))  # no stage ran twice under a new run
+    assert set(resumed["corpora"]) == {"one", "two"}
