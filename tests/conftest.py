@@ -74,3 +74,30 @@ def runtime(tmp_path: Path, mlflow_server: str):
         experiment=f"test-{tmp_path.name}",
         storage_uri=str(tmp_path / "runs"),
     )
+
+
+@pytest.fixture(scope="module")
+def s3_bucket():
+    """A moto S3 server on 127.0.0.1 with one bucket; AWS_* env set as a deployment would."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(
+            Bucket="synthdiv-test"
+        )
+        try:
+            yield "s3://synthdiv-test"
+        finally:
+            server.stop()

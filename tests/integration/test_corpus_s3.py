@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,33 +11,6 @@ from synthdiv.config import CorpusConfig
 from synthdiv.corpus import CorpusError, read_corpus, read_corpus_dataset, write_corpus
 
 DOCS = [{"id": f"s{i}", "text": f"stored remotely, number {i}", "meta": {"i": i}} for i in range(7)]
-
-
-@pytest.fixture(scope="module")
-def s3_bucket() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 with one bucket; AWS_* env set as a deployment would."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(
-            Bucket="synthdiv-test"
-        )
-        try:
-            yield "s3://synthdiv-test"
-        finally:
-            server.stop()
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
