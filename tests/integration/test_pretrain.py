@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
@@ -141,3 +142,13 @@ def test_checkpoint_eval_config_is_checked_before_training(runtime, corpus):
         config(runtime, corpus, eval_checkpoints={"eval": {"model": {"path": "x"}}})
     with pytest.raises(ConfigError, match="limit"):
         config(runtime, corpus, eval_checkpoints={"eval": {"limit": 0}})
+
+
+def test_fsdp2_inside_ray_train_reaches_the_ddp_weights(ray_local, runtime, corpus):
+    ddp = run_stage(PretrainStage(config(runtime, corpus, schedule={"max_steps": 3})))
+    fsdp = run_stage(PretrainStage(config(runtime, corpus, schedule={"max_steps": 3},
+                                          scale={"strategy": "fsdp"})))
+    a, b = weights(ddp), weights(fsdp)
+    assert a.keys() == b.keys()
+    for name in a:  # same data, seeds and math; only the reduction order differs
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
