@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 
 from synthdiv.config import RuntimeConfig
@@ -22,6 +23,21 @@ WORKER_ENV = {
 
 class StageKilled(BaseException):
     """Raised in the main thread on SIGTERM so ``finally`` blocks run and the run ends KILLED."""
+
+
+# Set on SIGTERM as well as raising: a library that swallows the exception (one measured run
+# finished its study with exit code 0) still cannot start another stage.
+_STOP_REQUESTED = threading.Event()
+
+
+def request_stop() -> None:
+    _STOP_REQUESTED.set()
+
+
+def raise_if_stopped() -> None:
+    """Called before every stage: a SIGTERM received earlier ends the job here."""
+    if _STOP_REQUESTED.is_set():
+        raise StageKilled("received signal 15")
 
 
 def quiet_ray_data() -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from synthdiv.config import RuntimeConfig
 from synthdiv.progress import ProgressFn, no_progress
-from synthdiv.runtime import ray_session
+from synthdiv.runtime import raise_if_stopped, ray_session
 from synthdiv.shards import filesystem
 from synthdiv.tracking import Tracker, finished_run, job_id_for, stage_run
 
@@ -116,6 +116,7 @@ def reusable_result(stage: Stage) -> StageResult | None:
 def run_stage(stage: Stage, parent: Tracker | None = None, reuse: bool = False) -> StageResult:
     """Run ``stage`` inside Ray and its MLflow run. ``reuse=True`` (studies) returns the recorded
     result of an identical finished job instead of running it again."""
+    raise_if_stopped()
     if reuse and (previous := reusable_result(stage)) is not None:
         return previous
     runtime = stage.runtime

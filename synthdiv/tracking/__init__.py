@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
 from synthdiv.config import RuntimeConfig, config_digest, flatten, resolved_dict, resolved_yaml
-from synthdiv.runtime import StageKilled
+from synthdiv.runtime import StageKilled, request_stop
 from synthdiv.tracking.journal import (
     OFFLINE_PREFIX,
     Guard,
@@ -292,6 +292,7 @@ def _sigterm_as_exception() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
+        request_stop()
         raise StageKilled(f"received signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
