@@ -1,8 +1,9 @@
 """The embedded backend: a GGUF chat model run by llama.cpp (llama-cpp-python).
 
-Default model: the packaged SmolLM2-135M-Instruct GGUF (requantized to Q8_0 once), so a laptop needs no server, GPU or
-download. ``concurrency == 1`` answers in this process (no Ray: a first call costs only the model
-load); ``concurrency > 1`` spreads requests over Ray actors, each loading the model once.
+Default model: the packaged SmolLM2-135M-Instruct GGUF (requantized to Q8_0 once), so a laptop
+needs no server, GPU or download. ``concurrency == 1`` answers in this process (no Ray: a first
+call costs only the model load); ``concurrency > 1`` spreads requests over Ray actors, each
+loading the model once.
 
 JSON requests are grammar-constrained: the schema is compiled to a GBNF grammar that llama.cpp
 enforces while sampling, so the text is always valid JSON of that shape (unless cut off by

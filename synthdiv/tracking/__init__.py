@@ -220,7 +220,7 @@ class Tracker:
 
     def link(self) -> str:
         """Where a person finds this run: a UI URL for a server, the ``mlflow ui`` command else."""
-        if not self.online or self.guard.offline:
+        if self.guard.offline:  # also true for a run that was never created
             return (f"run {self.run_id} not yet in MLflow (server unreachable; calls journaled in "
                     f"{self.guard.journal.path}, replay with: synthdiv tracking-sync)")
         exp_id = self.client.get_run(self.run_id).info.experiment_id

@@ -86,12 +86,11 @@ class Journal:
     """
 
     def __init__(self, directory: Path, run_id: str):
-        self.run_id = run_id
         self.path = directory / f"{run_id}.jsonl"
         self.replayed_path = directory / f"{run_id}.replayed.jsonl"
 
-    def append(self, op: str, args: dict[str, Any], error: str, at: float | None = None) -> None:
-        entry = {"time": at or time.time(), "op": op, "args": args, "error": error[:500]}
+    def append(self, op: str, args: dict[str, Any], error: str) -> None:
+        entry = {"time": time.time(), "op": op, "args": args, "error": error[:500]}
         self._write(self.path, [entry])
 
     def put_back(self, entries: list[dict[str, Any]]) -> None:
