@@ -74,18 +74,49 @@ class TokenizedCorpus:
     def ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, doc)`` for every n-gram inside a document. Keys are exact bit-packed ids when
         ``n`` ids fit in 64 bits, else a 64-bit mix (collision odds ~N²/2⁶⁵, negligible)."""
-        doc_of_pos = np.repeat(np.arange(self.n_docs), self.lengths())
-        starts = np.flatnonzero(np.arange(len(self.ids)) + n <= self.offsets[1:][doc_of_pos])
+        keys = self.ngram_keys(n)
+        starts = np.flatnonzero(self._window_inside_doc(n))
+        return keys, np.searchsorted(self.offsets, starts, side="right") - 1
+
+    def ngram_keys(self, n: int) -> np.ndarray:
+        """The keys of :meth:`ngrams` alone, in the same order.
+
+        Keys are built for every window of the token stream from contiguous slices (no index
+        arrays), in chunks that stay in cache, then the windows that cross a document end drop
+        out; this keeps the cost linear in tokens up to corpora far beyond the cache."""
+        windows = len(self.ids) - n + 1
+        if windows <= 0:
+            return np.zeros(0, dtype=np.uint64)
         bits = max(1, (self.vocab_size - 1).bit_length())
-        keys = np.zeros(len(starts), dtype=np.uint64)
+        keys = np.empty(windows, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            for j in range(n):
-                token = self.ids[starts + j].astype(np.uint64)
-                if bits * n <= 64:
-                    keys |= token << np.uint64(bits * j)
-                else:
-                    keys = _mix64(keys * np.uint64(0x100000001B3) + token + np.uint64(1))
-        return keys, doc_of_pos[starts]
+            for lo in range(0, windows, _CHUNK):
+                hi = min(lo + _CHUNK, windows)
+                stream = self.ids[lo : hi + n - 1].astype(np.uint64)
+                out = keys[lo:hi]
+                out[:] = stream[: hi - lo]
+                for j in range(1, n):
+                    token = stream[j : j + hi - lo]
+                    if bits * n <= 64:
+                        out |= token << np.uint64(bits * j)
+                    else:
+                        out[:] = _mix64(out * np.uint64(0x100000001B3) + token + np.uint64(1))
+        return keys[self._window_inside_doc(n)]
+
+    def _window_inside_doc(self, n: int) -> np.ndarray:
+        """Over every window start of the stream: True where the window ends inside its document.
+        The last n-1 starts before each document end cross it (also for documents shorter than
+        n-1: those starts are already past the previous document's limit)."""
+        windows = max(0, len(self.ids) - n + 1)
+        inside = np.ones(windows, dtype=bool)
+        ends = self.offsets[1:]
+        for back in range(1, n):
+            crossing = ends - back
+            inside[crossing[(crossing >= 0) & (crossing < windows)]] = False
+        return inside
+
+
+_CHUNK = 1 << 16  # window starts per chunk: a few 512 KiB arrays, in L2
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -97,7 +128,9 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 def distinct_ratio(tokens: TokenizedCorpus, n: int) -> float:
     """Unique n-grams / total n-grams, pooled over documents; 0.0 when there are no n-grams."""
-    keys, _ = tokens.ngrams(n)
+    if n == 1 and tokens.ids.size:  # unigram keys are the token ids: a linear count, no sort
+        return float(np.count_nonzero(np.bincount(tokens.ids)) / tokens.ids.size)
+    keys = tokens.ngram_keys(n)
     return float(count_unique(keys) / keys.size) if keys.size else 0.0
 
 
@@ -110,20 +143,41 @@ def count_unique(keys: np.ndarray) -> int:
 def self_repetition(tokens: TokenizedCorpus, n: int = 4) -> float:
     """Mean over documents of ln(1 + Σ_{g ∈ unique n-grams of d} #{other documents containing g}).
 
-    The inverted index n-gram → document frequency is one sort over (n-gram, document) pairs."""
+    The inverted index n-gram → document frequency is one sort over (n-gram, document) pairs,
+    done per hash partition of the n-grams: every pair of one n-gram lands in the same partition,
+    and partitions of ~2¹⁷ pairs sort in cache, so the cost stays near-linear in the corpus."""
     keys, docs = tokens.ngrams(n)
     sums = np.zeros(tokens.n_docs)
-    if keys.size:
-        order = np.argsort(keys, kind="stable")  # docs ascend within a key: a (key, doc) order
-        keys, docs = keys[order], docs[order]
-        first = np.ones(keys.size, dtype=bool)
-        first[1:] = (keys[1:] != keys[:-1]) | (docs[1:] != docs[:-1])
-        keys, docs = keys[first], docs[first]  # unique (n-gram, document) pairs, key-sorted
-        run_start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        doc_freq = np.diff(np.r_[run_start, keys.size])
-        others = np.repeat(doc_freq - 1, doc_freq)  # documents other than this one with the n-gram
-        sums = np.bincount(docs, weights=others, minlength=tokens.n_docs)
+    bits = min(16, (keys.size // _PARTITION).bit_length())
+    if bits == 0:
+        _add_other_document_counts(keys, docs, sums)
+        return float(np.mean(np.log1p(sums)))
+    part = (_mix64(keys) >> np.uint64(64 - bits)).astype(np.uint16)
+    order = np.argsort(part, kind="stable")  # a radix sort; keeps docs ascending in each part
+    keys, docs = keys[order], docs[order]
+    stop = np.cumsum(np.bincount(part, minlength=1 << bits))
+    for lo, hi in zip(np.r_[0, stop[:-1]], stop):
+        _add_other_document_counts(keys[lo:hi], docs[lo:hi], sums)
     return float(np.mean(np.log1p(sums)))
+
+
+_PARTITION = 1 << 17  # (n-gram, document) pairs per partition: 2 MiB of keys, cache-sized
+
+
+def _add_other_document_counts(keys: np.ndarray, docs: np.ndarray, sums: np.ndarray) -> None:
+    """``sums[d] +=`` Σ over d's unique n-grams (among ``keys``) of the other documents with it.
+    ``docs`` must ascend, so a stable sort by key gives (key, doc) order."""
+    if not keys.size:
+        return
+    order = np.argsort(keys, kind="stable")
+    keys, docs = keys[order], docs[order]
+    first = np.ones(keys.size, dtype=bool)
+    first[1:] = (keys[1:] != keys[:-1]) | (docs[1:] != docs[:-1])
+    keys, docs = keys[first], docs[first]  # unique (n-gram, document) pairs, key-sorted
+    run_start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    doc_freq = np.diff(np.r_[run_start, keys.size])
+    others = np.repeat(doc_freq - 1, doc_freq)  # documents other than this one with the n-gram
+    sums += np.bincount(docs, weights=others, minlength=sums.size)
 
 
 def gzip_ratio(texts: list[str], level: int) -> float:

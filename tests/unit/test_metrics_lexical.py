@@ -15,6 +15,7 @@ import pytest
 from synthdiv.config import ConfigError
 from synthdiv.corpus import Corpus
 from synthdiv.metrics import MetricContext, available, create
+from synthdiv.metrics import lexical
 from synthdiv.metrics.lexical import (
     CompressionRatio,
     ContextLength,
@@ -105,6 +106,15 @@ def test_distinct_and_self_repetition_match_brute_force(n):
     all_ngrams = [g for t in texts for g in brute_ngrams(t, n)]
     assert distinct_ratio(tokens, n) == pytest.approx(len(set(all_ngrams)) / len(all_ngrams))
     assert self_repetition(tokens, n) == pytest.approx(brute_self_repetition(texts, n), abs=1e-12)
+
+
+@pytest.mark.parametrize("partition", [7, 64])  # ~1k pairs: 256 and 32 hash partitions
+def test_self_repetition_partitioned_equals_brute_force(monkeypatch, partition):
+    texts = random_texts(60, vocab=12, seed=5, length=(0, 40))  # small vocab: shared n-grams
+    monkeypatch.setattr(lexical, "_PARTITION", partition)
+    value = self_repetition(TokenizedCorpus.from_texts(texts), 2)
+    assert value > 0
+    assert value == pytest.approx(brute_self_repetition(texts, 2), abs=1e-12)
 
 
 def test_subset_equals_tokenizing_the_subset():
