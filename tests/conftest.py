@@ -36,15 +36,10 @@ def ray_local():
     """One local Ray for the whole session (starting Ray costs seconds; tests share it)."""
     import ray
 
-    from synthdiv.runtime import WORKER_ENV
+    from synthdiv.runtime import start_local_ray
 
     if not ray.is_initialized():
-        ray.init(
-            num_cpus=8,
-            include_dashboard=False,
-            runtime_env={"env_vars": WORKER_ENV},
-            log_to_driver=False,
-        )
+        start_local_ray(8, log_to_driver=False)
     yield ray
     ray.shutdown()
 

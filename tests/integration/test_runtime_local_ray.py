@@ -1,0 +1,47 @@
+"""The local Ray of ``ray_session``: workers get the worker environment, the driver keeps its own.
+
+Run in a fresh interpreter: the suite's session-wide Ray must not be the one under test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from synthdiv.runtime import LOCAL_WORKER_ENV
+
+PROBE = """
+import json, os
+import ray
+from synthdiv.config import RuntimeConfig
+from synthdiv.runtime import LOCAL_WORKER_ENV, ray_session
+
+def env():
+    return {key: os.environ.get(key) for key in LOCAL_WORKER_ENV}
+
+@ray.remote(num_cpus=0.5)
+class Actor:
+    def env(self):
+        return env()
+
+with ray_session(RuntimeConfig(num_cpus=4)):
+    out = {"task": ray.get(ray.remote(num_cpus=0.5)(env).remote()),
+           "actor": ray.get(Actor.remote().env.remote()), "driver": env()}
+out["driver_after"] = env()
+print(json.dumps(out))
+"""
+
+
+def test_workers_inherit_the_worker_env_and_the_driver_env_is_restored():
+    driver_env = {**os.environ, "OMP_NUM_THREADS": "7", "RAY_AUTH_MODE": "disabled"}
+    driver_env.pop("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", None)
+    proc = subprocess.run([sys.executable, "-c", PROBE], env=driver_env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["task"] == LOCAL_WORKER_ENV
+    assert seen["actor"] == LOCAL_WORKER_ENV
+    for when in ("driver", "driver_after"):  # the driver's own values, untouched
+        assert seen[when]["OMP_NUM_THREADS"] == "7"
+        assert seen[when]["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] is None
