@@ -35,6 +35,7 @@ from synthdiv.tracking.journal import (
     is_unavailable,
     journal_dir,
     reachable,
+    recover_orphans,
 )
 
 # MLflow's and alembic's INFO lines (schema migrations, run links) drown the CLI's own output.
@@ -385,8 +386,10 @@ def sync_journal(tracking_uri: str, journal_id: str, quiet: bool = False) -> int
 
 
 def pending_journals() -> list[str]:
-    """Ids of runs with tracking calls still waiting to be replayed (``synthdiv tracking-sync``)."""
+    """Ids of runs with tracking calls still waiting to be replayed (``synthdiv tracking-sync``),
+    including calls a process that died mid-replay had claimed."""
     root = journal_dir()
+    recover_orphans(root)
     return sorted(p.stem for p in root.glob("*.jsonl") if not p.name.endswith(".replayed.jsonl")) if root.is_dir() else []
 
 

@@ -122,6 +122,42 @@ class Journal:
             f.write(text)
 
 
+def recover_orphans(directory: Path) -> int:
+    """Put back the entries of journals claimed by a process that died while replaying them.
+
+    A claim is ``<run>.claimed-<pid>-<thread>``; once that pid is gone nobody will retire it, so
+    its entries are appended back to ``<run>.jsonl`` (taken by an atomic rename first, so two
+    recoverers never both do it). Replay is at-least-once: calls the dead process had already sent
+    are sent again, which MLflow absorbs (same params, tags and artifacts; metric points keep
+    their timestamps and steps). Returns how many claims were recovered."""
+    recovered = 0
+    for claimed in sorted(directory.glob("*.claimed-*")) if directory.is_dir() else []:
+        run, _, owner = claimed.name.partition(".claimed-")
+        pid = owner.split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        journal = Journal(directory, run)
+        mine = journal.path.with_suffix(f".claimed-{os.getpid()}-{threading.get_ident()}")
+        try:
+            os.replace(claimed, mine)
+        except FileNotFoundError:  # another recoverer took it
+            continue
+        journal.put_back(read_entries(mine))
+        mine.unlink()
+        recovered += 1
+    return recovered
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 class Guard:
     """Runs tracking calls; journals them while the server is away; replays them once it is back."""
 
