@@ -147,8 +147,19 @@ class PretrainData(StrictModel):
         None, description="HF tokenizer dir/id; None = the packaged SmolLM2 tokenizer."
     )
     seq_len: int = Field(256, gt=1)
-    tokenize_with_ray: bool = Field(True, description="Tokenize with Ray Data map_batches.")
-    tokenize_batch_size: int = Field(256, ge=1)
+    shard_tokens: int = Field(
+        50_000_000, gt=1, description="Tokens per packed output shard (~100 MB as uint16); the "
+        "unit of resume and the most one packing task holds in memory.",
+    )
+    tokenize_with_ray: bool = Field(
+        True, description="Tokenize and pack with Ray Data; false = the same steps in the driver "
+        "process, one shard at a time (small corpora, debugging).",
+    )
+    tokenize_batch_size: int = Field(256, ge=1, description="Documents per tokenizer call.")
+    tokenize_actors: int = Field(2, ge=1, description="Tokenizer actors (one tokenizer each).")
+    cpus_per_tokenizer: float = Field(
+        0.5, gt=0, description="Fractional on purpose: whole-CPU actors starve Ray's readers."
+    )
 
 
 class PretrainConfig(StrictModel):

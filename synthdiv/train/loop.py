@@ -27,7 +27,7 @@ from synthdiv.train.config import FaultSpec, TrainBlock
 from synthdiv.train.mfu import current_device_name, mfu, peak_for
 from synthdiv.train.optim import build_optimizer, build_scheduler
 from synthdiv.train.parallel import Parallelized
-from synthdiv.train.store import BatchSampler, load_arrays, localize
+from synthdiv.train.store import BatchSampler, ShardedRows, load_arrays, localize
 
 DIVERGED_FILE = "diverged.json"
 
@@ -107,7 +107,7 @@ def tokenizer_dir(spec: LoopSpec) -> str:
     return str(localize(posixpath.join(spec.data_uri, "tokenizer")))
 
 
-def _batch(arrays: dict[str, np.ndarray], rows: np.ndarray, device: torch.device
+def _batch(arrays: dict[str, ShardedRows], rows: np.ndarray, device: torch.device
            ) -> dict[str, torch.Tensor]:
     input_ids = torch.from_numpy(np.asarray(arrays["input_ids"][rows], dtype=np.int64))
     labels = torch.from_numpy(np.asarray(arrays["labels"][rows], dtype=np.int64)) \
@@ -143,7 +143,7 @@ def train_worker(config: dict[str, Any]) -> None:
         if rank == 0 and tracker is not None:
             tracker.set_tags({"synthdiv.train.resumed_from_step": start})
 
-    arrays = load_arrays(spec.data_uri)
+    arrays = load_arrays(spec.data_uri)  # memory-mapped shards (downloaded once from S3)
     sampler = BatchSampler(len(arrays["input_ids"]), train.schedule.global_batch_size,
                            train.schedule.micro_batch_size, world, rank, train.schedule.seed)
     faults = FaultHooks(train.faults, spec.state_uri, rank)

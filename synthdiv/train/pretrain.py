@@ -6,11 +6,11 @@ from typing import ClassVar
 
 from synthdiv.stage import BaseStage, StageContext, StageResult
 from synthdiv.tracking import TAG_DATASET
-from synthdiv.train.data import build_pretrain_arrays, load_tokenizer
+from synthdiv.train.data import load_tokenizer, prepare_pretrain_store
 from synthdiv.train.loop import LoopSpec
 from synthdiv.train.mfu import flops_per_token
 from synthdiv.train.model import count_parameters, llama_config
-from synthdiv.train.store import reuse_or_build, stable_digest, write_store
+from synthdiv.train.store import reuse_or_build, stable_digest
 from synthdiv.train.trainer import (
     absolute_output,
     layout,
@@ -24,19 +24,17 @@ class PretrainStage(BaseStage):
     name: ClassVar[str] = "pretrain"
 
     def prepare_data(self, data_uri: str, quarantine_dir: str) -> dict:
-        """Tokenize + pack unless a complete token store is already there (reruns skip it)."""
+        """Tokenize + pack unless a complete token store is already there (reruns skip it; a
+        killed prepare resumes at the first unfinished shard)."""
         cfg = self.config
-        recipe = stable_digest([cfg.data.model_dump(mode="json"), cfg.train.schedule.seed])
+        # How the work is spread (actors, batches, Ray or not) does not change the shards.
+        what = cfg.data.model_dump(mode="json", exclude={
+            "tokenize_with_ray", "tokenize_batch_size", "tokenize_actors", "cpus_per_tokenizer"})
+        recipe = stable_digest([what, cfg.train.schedule.seed])
 
         def build() -> None:
-            tokenizer = load_tokenizer(cfg.data.tokenizer)
-            input_ids, summary = build_pretrain_arrays(
-                cfg.data, tokenizer, tokenizer.name_or_path, cfg.train.schedule.seed,
-                quarantine_dir=quarantine_dir,
-            )
-            summary.update(vocab_size=len(tokenizer), eos_id=tokenizer.eos_token_id,
-                           bos_id=tokenizer.bos_token_id, recipe=recipe)
-            write_store(data_uri, {"input_ids": input_ids}, summary, tokenizer)
+            prepare_pretrain_store(cfg.data, load_tokenizer(cfg.data.tokenizer),
+                                   cfg.train.schedule.seed, data_uri, recipe, quarantine_dir)
 
         return reuse_or_build(data_uri, recipe, build)
 
@@ -56,7 +54,8 @@ class PretrainStage(BaseStage):
         n_params = count_parameters(hf_config)
         total_steps = steps_for(cfg.train, meta["rows"], cfg.data.seq_len, default_epochs=1)
         ctx.tracker.log_params({"derived.parameters": n_params, "derived.total_steps": total_steps,
-                                "derived.data_rows": meta["rows"]})
+                                "derived.data_rows": meta["rows"],
+                                "derived.data_shards": meta["shards"]})
         spec = LoopSpec(
             stage=self.name, model_config_dict=hf_config.to_dict(), data_uri=paths["data"],
             run_root=paths["run_root"], state_uri=paths["state"], model_out_uri=paths["model"],

@@ -1,27 +1,36 @@
-"""Packed training arrays on local disk or S3, and the deterministic order workers read them in.
+"""Token stores on local disk or S3, and the deterministic order workers read their rows in.
 
-A token store is a directory: ``input_ids.npy`` (and ``labels.npy`` for SFT), ``meta.json``, the
-tokenizer under ``tokenizer/``, and ``_SUCCESS`` written last. The sampler maps
-(step, rank, micro batch) to rows with a seeded permutation per epoch, so the data position is just
-the step counter: resuming at step s replays exactly what an uninterrupted run would have read.
+A token store is a directory of sharded arrays: ``<array>-<index:05d>.npy`` (``input_ids``, plus
+``labels`` for SFT), each written atomically with a ``.done`` marker (:class:`ShardedOutput`),
+then ``meta.json``, the tokenizer under ``tokenizer/`` and ``_SUCCESS`` last, which lists the
+arrays and every shard's row count. Pretraining writes many shards from Ray workers; SFT writes
+one. Both are read by :func:`load_arrays`: a global row maps to (shard, offset) through the
+counts in ``_SUCCESS``. The sampler maps (step, rank, micro batch) to global rows with a seeded
+permutation per epoch, so the data position is just the step counter: resuming at step s replays
+exactly what an uninterrupted run would have read.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import os
 import posixpath
 import tempfile
+import uuid
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthdiv.shards import SUCCESS, filesystem
+from synthdiv.shards import SUCCESS, ShardedOutput, filesystem
 
 IGNORE_INDEX = -100  # labels that carry no loss (padding, prompts); the HF loss skips them
+MAX_OPEN_SHARDS = 64  # each memory map holds a file descriptor; a store may have thousands
 
 
 def stable_digest(obj: Any) -> str:
@@ -30,25 +39,49 @@ def stable_digest(obj: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def write_store(uri: str, arrays: dict[str, np.ndarray], meta: dict[str, Any],
-                tokenizer: Any) -> None:
-    """Write arrays, meta and tokenizer; ``_SUCCESS`` last so a torn store never looks done."""
-    fs, root = filesystem(uri)
-    fs.makedirs(root, exist_ok=True)
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def shard_name(array: str, index: int) -> str:
+    """The file name :class:`ShardedOutput` gives shard ``index`` of ``array``."""
+    return f"{array}-{index:05d}.npy"
+
+
+def shard_output(uri: str, array: str = "input_ids") -> ShardedOutput:
+    return ShardedOutput(uri, "npy", prefix=array)
+
+
+def write_shard(uri: str, index: int, arrays: dict[str, np.ndarray],
+                marker: dict[str, Any]) -> None:
+    """Shard ``index`` of every array (temp name, rename, then its marker with ``marker``)."""
     for name, array in arrays.items():
         buf = io.BytesIO()
         np.save(buf, array)
-        tmp = posixpath.join(root, f".tmp-{name}.npy")
-        with fs.open(tmp, "wb") as fh:
-            fh.write(buf.getvalue())
-        fs.mv(tmp, posixpath.join(root, f"{name}.npy"))
+        shard_output(uri, name).write(index, lambda fh, b=buf: fh.write(b.getvalue()), marker)
+
+
+def finish_store(uri: str, arrays: list[str], shards: list[dict[str, int]], meta: dict[str, Any],
+                 tokenizer: Any) -> None:
+    """Tokenizer, ``meta.json``, then ``_SUCCESS`` listing ``shards`` ({index, rows}) last."""
+    fs, root = filesystem(uri)
     with tempfile.TemporaryDirectory() as tok_dir:
         tokenizer.save_pretrained(tok_dir)
         fs.put(tok_dir.rstrip("/") + "/", posixpath.join(root, "tokenizer") + "/", recursive=True)
     with fs.open(posixpath.join(root, "meta.json"), "w") as fh:
         fh.write(json.dumps(meta, indent=2))
+    listing = {"arrays": arrays, "rows": sum(s["rows"] for s in shards), "shards": shards,
+               "build": uuid.uuid4().hex}  # names the cache of a download: a rebuild is new
     with fs.open(posixpath.join(root, SUCCESS), "w") as fh:
-        fh.write(json.dumps({"rows": int(next(iter(arrays.values())).shape[0])}))
+        fh.write(json.dumps(listing))
+
+
+def write_store(uri: str, arrays: dict[str, np.ndarray], meta: dict[str, Any],
+                tokenizer: Any) -> None:
+    """A one-shard store (SFT): same layout and reader as pretraining's sharded one."""
+    rows = int(next(iter(arrays.values())).shape[0])
+    write_shard(uri, 0, arrays, {"rows": rows})
+    finish_store(uri, list(arrays), [{"index": 0, "rows": rows}], meta, tokenizer)
 
 
 def store_complete(uri: str) -> bool:
@@ -60,6 +93,17 @@ def read_meta(uri: str) -> dict[str, Any]:
     fs, root = filesystem(uri)
     with fs.open(posixpath.join(root, "meta.json"), "r") as fh:
         return json.loads(fh.read())
+
+
+def read_listing(uri: str) -> dict[str, Any]:
+    """``_SUCCESS`` of a finished store: arrays, total rows and each shard's rows."""
+    if not store_complete(uri):
+        raise FileNotFoundError(f"token store {uri} is missing or incomplete (no {SUCCESS})")
+    fs, root = filesystem(uri)
+    listing = json.loads(fs.cat_file(posixpath.join(root, SUCCESS)))
+    if "shards" not in listing:
+        raise FileNotFoundError(f"token store {uri} predates sharded stores; delete it to rebuild")
+    return listing
 
 
 def reuse_or_build(uri: str, recipe: str, build: Any) -> dict[str, Any]:
@@ -77,27 +121,90 @@ def reuse_or_build(uri: str, recipe: str, build: Any) -> dict[str, Any]:
     return meta
 
 
-def load_arrays(uri: str) -> dict[str, np.ndarray]:
-    """The store's arrays; memory-mapped when local, read into memory from object storage."""
-    if not store_complete(uri):
-        raise FileNotFoundError(f"token store {uri} is missing or incomplete (no {SUCCESS})")
-    fs, root = filesystem(uri)
-    out: dict[str, np.ndarray] = {}
-    for name in ("input_ids", "labels"):
-        path = posixpath.join(root, f"{name}.npy")
-        if not fs.exists(path):
-            continue
-        if "://" not in uri or uri.startswith("file://"):
-            out[name] = np.load(path, mmap_mode="r")
+class ShardedRows:
+    """The rows of one array across its shards, indexed like one (n_rows, seq_len) array.
+
+    Shards are memory-mapped on first use and kept in a small LRU, so a store with thousands of
+    shards neither opens them all nor reads any into memory."""
+
+    def __init__(self, paths: list[Path], counts: list[int]):
+        self.paths = paths
+        self.starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self._open: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def locate(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shard, offset) of each global row. ``side='right'`` skips empty shards."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows outside 0..{len(self) - 1}")
+        shard = np.searchsorted(self.starts, rows, side="right") - 1
+        return shard, rows - self.starts[shard]
+
+    def shard(self, index: int) -> np.ndarray:
+        if index in self._open:
+            self._open.move_to_end(index)
         else:
-            with fs.open(path, "rb") as fh:
-                out[name] = np.load(io.BytesIO(fh.read()))
-    return out
+            self._open[index] = np.load(self.paths[index], mmap_mode="r")
+            if len(self._open) > MAX_OPEN_SHARDS:
+                self._open.popitem(last=False)
+        return self._open[index]
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        if isinstance(rows, (int, np.integer)):
+            return self[np.array([rows])][0]
+        if isinstance(rows, slice):
+            rows = np.arange(len(self))[rows]
+        shard, offset = self.locate(rows)
+        if shard.size == 0:
+            return self.shard(0)[:0]
+        parts = {int(s): self.shard(int(s))[offset[shard == s]] for s in np.unique(shard)}
+        first = next(iter(parts.values()))
+        out = np.empty((len(shard), *first.shape[1:]), first.dtype)
+        for s, part in parts.items():
+            out[shard == s] = part
+        return out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self[np.arange(len(self))], dtype=dtype)
+
+
+def load_arrays(uri: str, cache_dir: str | None = None) -> dict[str, ShardedRows]:
+    """The store's arrays by name. Local shards are memory-mapped in place; remote ones are
+    downloaded once into ``cache_dir`` (default: a per-store dir under ``~/.cache/synthdiv``)
+    and memory-mapped from there."""
+    listing = read_listing(uri)
+    root = Path(uri.removeprefix("file://")) if _is_local(uri) else \
+        _download_shards(uri, listing, cache_dir)
+    counts = [s["rows"] for s in listing["shards"]]
+    return {name: ShardedRows([root / shard_name(name, s["index"]) for s in listing["shards"]],
+                              counts) for name in listing["arrays"]}
+
+
+def _download_shards(uri: str, listing: dict[str, Any], cache_dir: str | None) -> Path:
+    from synthdiv.models import cache_root
+
+    local = Path(cache_dir) if cache_dir else \
+        cache_root() / "token-stores" / stable_digest([uri, listing])[:16]
+    local.mkdir(parents=True, exist_ok=True)
+    fs, root = filesystem(uri)
+    with open(local / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # workers on one node download each shard once
+        for name in listing["arrays"]:
+            for shard in listing["shards"]:
+                target = local / shard_name(name, shard["index"])
+                if not target.exists():  # renamed into place only when complete
+                    tmp = local / f".tmp-{target.name}"
+                    fs.get(posixpath.join(root, target.name), str(tmp))
+                    os.replace(tmp, target)
+    return local
 
 
 def localize(uri: str, cache_dir: str | None = None) -> Path:
     """A local directory with the contents of ``uri`` (downloaded once if it is remote)."""
-    if "://" not in uri or uri.startswith("file://"):
+    if _is_local(uri):
         path = Path(uri.removeprefix("file://"))
         if not path.exists():
             raise FileNotFoundError(f"not found: {uri}")
@@ -115,7 +222,8 @@ class BatchSampler:
 
     Global sample g = step·B + rank·(B/W) + micro·m + j; epoch = g // n; row = perm_epoch[g % n].
     Every worker reads a disjoint slice of each global batch, and the order depends only on
-    (seed, n), never on the number of restarts.
+    (seed, n), never on the number of restarts. The permutation over all rows is what mixes
+    corpora and shards: packing keeps each shard's rows together.
     """
 
     def __init__(self, n_rows: int, global_batch: int, micro_batch: int, world: int,
