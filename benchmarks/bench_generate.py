@@ -32,6 +32,7 @@ from synthdiv.generate.pipeline import generate_corpus
 from synthdiv.generate.plan import build_plan
 from synthdiv.generate.validate import validate_sample
 from synthdiv.llm import LLMRunner, build_backend
+from synthdiv.llm.runner import check_response
 from synthdiv.metrics import MetricContext, create
 
 FAMILIES = ["topic", "topic_style", "topic_style_persona", "multi_topic"]
@@ -70,7 +71,7 @@ def throughput(root: Path, args: argparse.Namespace) -> None:
     raw_s = time.perf_counter() - started
     raw_tokens = sum(r.completion_tokens for r in raw)
     # a raw answer the pipeline would reject is not a sample: count valid ones on both sides
-    raw_valid = sum(r.ok and validate_sample(r.parsed) is None for r in raw)
+    raw_valid = sum(check_response(r, q, validate_sample) is None for r, q in zip(raw, requests))
     # the pipeline drives the same loaded engine (no cache), so only its own overhead differs
     result = generate_corpus(cfg, runner_factory=lambda llm, _cache: LLMRunner(
         backend, cache=None, max_retries=llm.max_retries))
