@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from synthdiv.stage import BaseStage, StageContext, StageResult
@@ -23,25 +24,35 @@ from synthdiv.train.trainer import (
 class PretrainStage(BaseStage):
     name: ClassVar[str] = "pretrain"
 
-    def prepare_data(self, data_uri: str, quarantine_dir: str) -> dict:
+    def prepare_data(self, data_uri: str, quarantine_dir: str) -> tuple[dict, float | None]:
         """Tokenize + pack unless a complete token store is already there (reruns skip it; a
-        killed prepare resumes at the first unfinished shard)."""
+        killed prepare resumes at the first unfinished shard). Returns the store's meta and the
+        seconds the build took (None when a finished store was reused)."""
         cfg = self.config
         # How the work is spread (actors, batches, Ray or not) does not change the shards.
         what = cfg.data.model_dump(mode="json", exclude={
             "tokenize_with_ray", "tokenize_batch_size", "tokenize_actors", "cpus_per_tokenizer"})
         recipe = stable_digest([what, cfg.train.schedule.seed])
 
+        built: list[float] = []
+
         def build() -> None:
+            started = time.perf_counter()
             prepare_pretrain_store(cfg.data, load_tokenizer(cfg.data.tokenizer),
                                    cfg.train.schedule.seed, data_uri, recipe, quarantine_dir)
+            built.append(time.perf_counter() - started)
 
-        return reuse_or_build(data_uri, recipe, build)
+        meta = reuse_or_build(data_uri, recipe, build)
+        return meta, (built[0] if built else None)
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = self.config
         paths = layout(absolute_output(ctx))
-        meta = self.prepare_data(paths["data"], paths["quarantine"])
+        meta, prepare_s = self.prepare_data(paths["data"], paths["quarantine"])
+        if prepare_s is not None:  # cost of reading, counting, tokenizing and packing the mixture
+            selected = sum(c["selected_tokens"] for c in meta["corpora"])
+            ctx.tracker.log_metrics({"data.prepare_seconds": prepare_s,
+                                     "data.tokens_per_s": selected / max(prepare_s, 1e-9)})
         for corpus in meta["corpora"]:
             ctx.tracker.log_dataset(name=corpus["name"], digest=corpus["digest"],
                                     source=corpus["path"], n_rows=corpus["documents"],

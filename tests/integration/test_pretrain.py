@@ -70,6 +70,8 @@ def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus
     for key in ("train/lr", "train/grad_norm", "train/tokens_per_s", "train/mfu",
                 "train/tokens_seen"):
         assert client.get_metric_history(run_id, key), key
+    [prepare] = client.get_metric_history(run_id, "data.prepare_seconds")
+    assert prepare.value > 0 and client.get_metric_history(run_id, "data.tokens_per_s")[0].value > 0
     model = client.get_logged_model(first.outputs["model_id"])
     assert model.tags[TAG_DATASET] == client.get_run(run_id).data.tags[TAG_DATASET]
     assert model.tags["synthdiv.diversity.cluster_agent"] == "3.9"
@@ -92,6 +94,7 @@ def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus
     assert tags["synthdiv.train.resumed_from_step"] == "6"
     steps = sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
     assert steps == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert len(client.get_metric_history(run_id, "data.prepare_seconds")) == 1  # store reused
 
 
 def test_killed_worker_resumes_to_identical_weights(ray_local, runtime, corpus, mlflow_server):
