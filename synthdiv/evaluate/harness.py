@@ -146,6 +146,26 @@ def apply_offline_mode(cfg: EvalConfig) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def _quiet(hflm: type) -> type:
+    """``hflm`` whose request loops honour ``TQDM_DISABLE`` (set by the CLI): lm-eval builds its
+    bars with an explicit ``disable=False``, which overrides tqdm's own environment switch."""
+
+    def off(disable_tqdm: bool) -> bool:
+        return disable_tqdm or os.environ.get("TQDM_DISABLE", "") not in ("", "0", "false")
+
+    class QuietHFLM(hflm):  # type: ignore[misc, valid-type]
+        def loglikelihood(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return super().loglikelihood(requests, disable_tqdm=off(disable_tqdm))
+
+        def loglikelihood_rolling(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return super().loglikelihood_rolling(requests, disable_tqdm=off(disable_tqdm))
+
+        def generate_until(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return super().generate_until(requests, disable_tqdm=off(disable_tqdm))
+
+    return QuietHFLM
+
+
 def run_harness(cfg: EvalConfig, model: ResolvedModel, specs: list[TaskSpec]) -> dict[str, Any]:
     """Evaluate ``model`` on ``specs`` with lm-eval; returns lm-eval's raw result dict."""
     apply_offline_mode(cfg)
@@ -157,7 +177,7 @@ def run_harness(cfg: EvalConfig, model: ResolvedModel, specs: list[TaskSpec]) ->
     task_manager = TaskManager(
         include_path=paper8_index_dirs() if named else None, include_defaults=False
     )
-    lm = HFLM(
+    lm = _quiet(HFLM)(
         pretrained=model.path,
         tokenizer=model.tokenizer,
         device=cfg.model.device,

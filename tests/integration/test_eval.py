@@ -32,7 +32,9 @@ def _without_tokenizer(src: Path, dst: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_eval_logs_scores_and_lineage(ray_local, runtime, tmp_path, smollm2_dir):
+def test_eval_logs_scores_and_lineage(ray_local, runtime, tmp_path, smollm2_dir, capfd,
+                                      monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # as the CLI sets it
     ckpt = _without_tokenizer(smollm2_dir, tmp_path / "ckpt")
     cfg = EvalConfig(
         runtime=runtime,
@@ -43,6 +45,7 @@ def test_eval_logs_scores_and_lineage(ray_local, runtime, tmp_path, smollm2_dir)
                         checkpoint_run_id="train-run-1", corpus_name="topics"),
     )
     result = evaluate_model(cfg)
+    assert "Running loglikelihood requests" not in capfd.readouterr().err  # lm-eval's bars off
     report = result.extra["report"]
     assert [t.task for t in report.tasks] == TASKS
     for t in report.tasks:
