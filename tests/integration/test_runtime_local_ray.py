@@ -1,4 +1,5 @@
-"""The local Ray of ``ray_session``: workers get the worker environment, the driver keeps its own.
+"""The local Ray of ``ray_session``: workers get the worker environment, the driver keeps its own,
+and the state API answers.
 
 Run in a fresh interpreter: the suite's session-wide Ray must not be the one under test."""
 
@@ -26,8 +27,11 @@ class Actor:
         return env()
 
 with ray_session(RuntimeConfig(num_cpus=4)):
+    actor = Actor.remote()
     out = {"task": ray.get(ray.remote(num_cpus=0.5)(env).remote()),
-           "actor": ray.get(Actor.remote().env.remote()), "driver": env()}
+           "actor": ray.get(actor.env.remote()), "driver": env()}
+    from ray.util.state import get_actor  # Ray Train's placement-group cleaner asks this
+    out["state_api"] = get_actor(actor._actor_id.hex(), timeout=10).state
 out["driver_after"] = env()
 print(json.dumps(out))
 """
@@ -42,6 +46,7 @@ def test_workers_inherit_the_worker_env_and_the_driver_env_is_restored():
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["task"] == LOCAL_WORKER_ENV
     assert seen["actor"] == LOCAL_WORKER_ENV
+    assert seen["state_api"] == "ALIVE"
     for when in ("driver", "driver_after"):  # the driver's own values, untouched
         assert seen[when]["OMP_NUM_THREADS"] == "7"
         assert seen[when]["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] is None
