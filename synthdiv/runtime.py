@@ -70,7 +70,8 @@ def start_local_ray(num_cpus: int, *, log_to_driver: bool) -> None:
 
     The dashboard (on 127.0.0.1) serves Ray's state API: without it Ray Train's placement-group
     cleaner cannot see its controller and warns every second of every fit. It costs ~1 s at
-    start and ~2 % of a core idle."""
+    start and ~2 % of a core idle. (With several Ray instances on one machine the cleaner's
+    address auto-detection is ambiguous, and it warns again: a Ray limitation.)"""
     import ray
 
     saved = {key: os.environ.get(key) for key in LOCAL_WORKER_ENV}
