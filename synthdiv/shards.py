@@ -26,6 +26,17 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
+def write_json_atomic(uri: str, obj: Any) -> str:
+    """Write ``obj`` as JSON to a local path or fsspec URI; a killed write leaves no torn file."""
+    fs, path = filesystem(uri)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = posixpath.join(posixpath.dirname(path), f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
+    with fs.open(tmp, "w") as fh:
+        fh.write(json.dumps(obj, indent=2, default=str))
+    fs.mv(tmp, path)
+    return uri
+
+
 class ShardedOutput:
     """A directory of shards named ``<prefix>-<index:05d>.<ext>`` with per-shard markers."""
 

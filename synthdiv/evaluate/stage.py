@@ -7,8 +7,6 @@ layout), so bad input fails in a second with its cause, not after minutes of mod
 from __future__ import annotations
 
 import json
-import posixpath
-import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,7 +14,7 @@ from synthdiv.evaluate.checkpoint import resolve_model
 from synthdiv.evaluate.config import EvalConfig
 from synthdiv.evaluate.harness import EvalReport, apply_offline_mode, parse_results, run_harness
 from synthdiv.evaluate.suites import task_specs
-from synthdiv.shards import filesystem
+from synthdiv.shards import write_json_atomic
 from synthdiv.stage import BaseStage, StageContext, StageResult, local_artifact_dir, run_stage
 from synthdiv.tracking import TAG_DATASET, Tracker
 
@@ -43,17 +41,6 @@ def lineage_tags(cfg: EvalConfig) -> dict[str, str]:
         TAG_SUITE: cfg.suite or "custom",
     }
     return {k: v for k, v in tags.items() if v}
-
-
-def write_json_atomic(uri: str, obj: Any) -> str:
-    """Write ``obj`` as JSON to a local path or fsspec URI; a killed write leaves no torn file."""
-    fs, path = filesystem(uri)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    tmp = posixpath.join(posixpath.dirname(path), f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
-    with fs.open(tmp, "w") as fh:
-        fh.write(json.dumps(obj, indent=2, default=str))
-    fs.mv(tmp, path)
-    return uri
 
 
 class EvalStage(BaseStage):

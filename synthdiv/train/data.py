@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from synthdiv.shards import SUCCESS, filesystem
+from synthdiv.shards import SUCCESS, filesystem, write_json_atomic
 from synthdiv.train.config import CorpusSource, PretrainData
 from synthdiv.train.packing import (
     COPY_SCHEMA,
@@ -171,10 +171,7 @@ def _natural_tokens(docs: Any, data: PretrainData, tokenizer: Any, store_uri: st
             part = step(batch)
             totals.update(dict(zip(part["corpus"].tolist(), part["tokens"].tolist())))
     natural = [totals[i] for i in range(len(data.corpora))]
-    fs.makedirs(root, exist_ok=True)
-    tmp = posixpath.join(root, f".tmp-{COUNTS}")
-    fs.pipe_file(tmp, json.dumps({"key": cache_key, "natural": natural}).encode())
-    fs.mv(tmp, path)
+    write_json_atomic(posixpath.join(store_uri, COUNTS), {"key": cache_key, "natural": natural})
     return natural
 
 
