@@ -99,9 +99,13 @@ class Journal:
     def entries(self) -> list[dict[str, Any]]:
         return read_entries(self.path)
 
+    def claim_path(self) -> Path:
+        """Where this process and thread hold entries they took (``<run>.claimed-<pid>-<tid>``)."""
+        return self.path.with_suffix(f".claimed-{os.getpid()}-{threading.get_ident()}")
+
     def claim(self) -> Path | None:
         """Atomically take the pending entries (None if there are none or another took them)."""
-        claimed = self.path.with_suffix(f".claimed-{os.getpid()}-{threading.get_ident()}")
+        claimed = self.claim_path()
         try:
             os.replace(self.path, claimed)
         except FileNotFoundError:
@@ -137,7 +141,7 @@ def recover_orphans(directory: Path) -> int:
         if not pid.isdigit() or _alive(int(pid)):
             continue
         journal = Journal(directory, run)
-        mine = journal.path.with_suffix(f".claimed-{os.getpid()}-{threading.get_ident()}")
+        mine = journal.claim_path()
         try:
             os.replace(claimed, mine)
         except FileNotFoundError:  # another recoverer took it
