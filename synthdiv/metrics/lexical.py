@@ -74,19 +74,21 @@ class TokenizedCorpus:
     def ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, doc)`` for every n-gram inside a document. Keys are exact bit-packed ids when
         ``n`` ids fit in 64 bits, else a 64-bit mix (collision odds ~N²/2⁶⁵, negligible)."""
-        keys = self.ngram_keys(n)
-        starts = np.flatnonzero(self._window_inside_doc(n))
-        return keys, np.searchsorted(self.offsets, starts, side="right") - 1
+        inside = self._window_inside_doc(n)
+        starts = np.flatnonzero(inside)
+        return self._window_keys(n)[inside], np.searchsorted(self.offsets, starts, side="right") - 1
 
     def ngram_keys(self, n: int) -> np.ndarray:
-        """The keys of :meth:`ngrams` alone, in the same order.
+        """The keys of :meth:`ngrams` alone, in the same order."""
+        return self._window_keys(n)[self._window_inside_doc(n)]
 
-        Keys are built for every window of the token stream from contiguous slices (no index
-        arrays), in chunks that stay in cache, then the windows that cross a document end drop
-        out; this keeps the cost linear in tokens up to corpora far beyond the cache."""
-        windows = len(self.ids) - n + 1
-        if windows <= 0:
-            return np.zeros(0, dtype=np.uint64)
+    def _window_keys(self, n: int) -> np.ndarray:
+        """Keys of every window of the token stream, document ends ignored.
+
+        Built from contiguous slices (no index arrays), in chunks that stay in cache; the caller
+        drops the windows that cross a document end. This keeps the cost linear in tokens up to
+        corpora far beyond the cache."""
+        windows = max(0, len(self.ids) - n + 1)
         bits = max(1, (self.vocab_size - 1).bit_length())
         keys = np.empty(windows, dtype=np.uint64)
         with np.errstate(over="ignore"):
@@ -101,7 +103,7 @@ class TokenizedCorpus:
                         out |= token << np.uint64(bits * j)
                     else:
                         out[:] = _mix64(out * np.uint64(0x100000001B3) + token + np.uint64(1))
-        return keys[self._window_inside_doc(n)]
+        return keys
 
     def _window_inside_doc(self, n: int) -> np.ndarray:
         """Over every window start of the stream: True where the window ends inside its document.

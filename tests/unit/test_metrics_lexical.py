@@ -14,8 +14,7 @@ import pytest
 
 from synthdiv.config import ConfigError
 from synthdiv.corpus import Corpus
-from synthdiv.metrics import MetricContext, available, create
-from synthdiv.metrics import lexical
+from synthdiv.metrics import MetricContext, available, create, lexical
 from synthdiv.metrics.lexical import (
     CompressionRatio,
     ContextLength,
