@@ -12,17 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthdiv.config import CorpusConfig
-from synthdiv.corpus import (
-    EXAMPLES_KEPT,
-    CorpusError,
-    Reject,
-    ValidationReport,
-    _Digest,
-    iter_raw_rows,
-    parse_row,
-    reject_record,
-    resolve_source,
-)
+from synthdiv.corpus import ValidationReport, iter_raw_rows, resolve_source
+from synthdiv.corpus_format import ContentDigest, CorpusError, Reject, parse_row, reject_record
+from synthdiv.corpus_write import EXAMPLES_KEPT
 
 if TYPE_CHECKING:
     import ray.data
@@ -78,7 +70,7 @@ def _mark_duplicates(table: Any, losers: set[int]) -> Any:
 
 def _block_stats(table: Any) -> dict[str, list[Any]]:
     """Per block: how many rows had each status, and the digest sum of the valid ones."""
-    digest = _Digest()
+    digest = ContentDigest()
     status = (
         table["status"].to_pylist() if "status" in table.column_names else ["ok"] * table.num_rows
     )
@@ -90,7 +82,7 @@ def _block_stats(table: Any) -> dict[str, list[Any]]:
 
 def _stats(ds: Any) -> tuple[Counter[str], str]:
     counts: Counter[str] = Counter()
-    digest = _Digest()
+    digest = ContentDigest()
     for part in ds.map_batches(_block_stats, batch_format="pyarrow", batch_size=None).take_all():
         counts.update(json.loads(part["counts"]))
         digest.merge(int(part["acc"], 16), int(part["n"]))

@@ -11,18 +11,17 @@ metric and the known order, sign-corrected by the metric's direction (+1 = ranks
 Every series is rebuilt ``repeats`` times with different seeds; the points of all repeats are
 pooled and rho gets a paired-bootstrap interval (:func:`synthdiv.analysis.correlate`). Values are
 written per repeat as shards with completion markers, so a rerun skips finished repeats.
+
+The corpora are built by :mod:`synthdiv.validation_corpora`; the report (markdown, CSV, plot) is
+written by :mod:`synthdiv.validation_report`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
 import traceback
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -33,14 +32,22 @@ from synthdiv.analysis import correlate
 from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
 from synthdiv.embed import EmbedConfig, embed_corpus, resolve_model_path
-from synthdiv.metrics.base import check_selection
 from synthdiv.metrics import MetricContext, available, create
+from synthdiv.metrics.base import check_selection
 from synthdiv.metrics.cluster_agent import close_resources
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.shards import ShardedOutput
 from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
+from synthdiv.validation_corpora import (
+    BuiltCorpus,
+    Series,
+    default_topic_levels,
+    duplication_series,
+    group_by_label,
+    topic_series,
+)
+from synthdiv.validation_report import write_report
 
-Series = Literal["topics", "duplication"]
 LOCAL_EMBED_MAX_DOCS = 5000
 # Cheap enough to run on every built corpus of every repeat on a laptop. Model-based metrics,
 # context length (not a diversity measure) and the cluster-agent (LLM calls) are opt-in.
@@ -101,101 +108,7 @@ class ValidateMetricsConfig(StrictModel):
         return sorted(set(value))
 
 
-@dataclass
-class BuiltCorpus:
-    series: Series
-    level: float  # label count, or duplicated fraction
-    order: float  # known diversity: higher = more diverse
-    repeat: int
-    corpus: Corpus
-
-
-# -- building corpora of known diversity --------------------------------------------------------
-def label_of(doc: dict[str, Any], dotted: str) -> Any:
-    node: Any = doc
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def group_by_label(corpus: Corpus, label_field: str) -> tuple[dict[str, list[int]], int]:
-    """label → document indices, and how many documents had no (scalar) label."""
-    groups: dict[str, list[int]] = {}
-    missing = 0
-    for i, doc in enumerate(corpus.documents()):
-        label = label_of(doc, label_field)
-        if label is None or isinstance(label, dict | list):
-            missing += 1
-            continue
-        groups.setdefault(str(label), []).append(i)
-    return groups, missing
-
-
-def default_topic_levels(n_labels: int) -> list[int]:
-    levels = [2**i for i in range(int(math.log2(n_labels)) + 1)]
-    return levels if levels[-1] == n_labels else [*levels, n_labels]
-
-
-def topic_series(
-    corpus: Corpus,
-    groups: dict[str, list[int]],
-    levels: Sequence[int],
-    size: int,
-    rng: np.random.Generator,
-    repeat: int,
-) -> list[BuiltCorpus]:
-    """Equal-size corpora over a growing number of labels (documents split evenly)."""
-    built = []
-    for level in levels:
-        per_label = [size // level + (1 if j < size % level else 0) for j in range(level)]
-        eligible = [lab for lab, idx in groups.items() if len(idx) >= per_label[0]]
-        if len(eligible) < level:
-            raise ValueError(
-                f"topics series: {level} labels with >= {per_label[0]} documents each are needed "
-                f"for corpus_size={size}, but only {len(eligible)} labels have that many; lower "
-                "corpus_size or the topic levels"
-            )
-        labels = rng.choice(sorted(eligible), size=level, replace=False)
-        picked = [
-            int(i)
-            for lab, k in zip(labels, per_label)
-            for i in rng.choice(groups[lab], size=k, replace=False)
-        ]
-        built.append(
-            BuiltCorpus("topics", level, float(level), repeat, corpus.take(sorted(picked)))
-        )
-    return built
-
-
-def duplication_series(
-    corpus: Corpus,
-    groups: dict[str, list[int]],
-    levels: Sequence[float],
-    size: int,
-    rng: np.random.Generator,
-    repeat: int,
-) -> list[BuiltCorpus]:
-    """One base corpus (spread over all labels); level d replaces a fraction d by copies."""
-    labelled = [i for idx in groups.values() for i in idx]
-    if len(labelled) < size:
-        raise ValueError(
-            f"duplication series: {len(labelled)} labelled documents < corpus_size={size}"
-        )
-    base = corpus.take([int(i) for i in rng.choice(labelled, size=size, replace=False)])
-    built = []
-    for level in levels:
-        n_unique = max(1, round((1 - level) * size))
-        ids, texts, metas = base.ids[:n_unique], base.texts[:n_unique], base.metas[:n_unique]
-        for copy in range(size - n_unique):  # cycle through the kept documents
-            j = copy % n_unique
-            ids = [*ids, f"{base.ids[j]}~copy{copy}"]
-            texts, metas = [*texts, base.texts[j]], [*metas, base.metas[j]]
-        built.append(BuiltCorpus("duplication", level, -level, repeat, Corpus(ids, texts, metas)))
-    return built
-
-
+# -- the corpora of one repeat (builders in synthdiv.validation_corpora) --------------------------
 def build_corpora(
     corpus: Corpus, groups: dict[str, list[int]], cfg: ValidateMetricsConfig, repeat: int
 ) -> list[BuiltCorpus]:
@@ -333,7 +246,7 @@ def value_row(
             "value": float(result.value),
             "higher_is_more_diverse": metric.higher_is_more_diverse,
         }
-    except Exception as err:  # one metric failing on one corpus must not lose the rest
+    except Exception as err:  # noqa: BLE001 — one failing metric must not lose the others
         row["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:500]
         row["traceback"] = traceback.format_exc(limit=3)
     row["seconds"] = round(time.perf_counter() - started, 3)
@@ -371,98 +284,6 @@ def jsonl(rows: list[dict[str, Any]]) -> str:
 def read_jsonl(shards: ShardedOutput, index: int) -> list[dict[str, Any]]:
     with shards.fs.open(shards.shard_path(index), "r") as fh:
         return [json.loads(line) for line in fh if line.strip()]
-
-
-# -- report: markdown + CSV tables, plots --------------------------------------------------------
-def write_report(
-    correlations: list[dict[str, Any]], rows: list[dict[str, Any]], folder: Path
-) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "rank_correlation.md").write_text(correlation_markdown(correlations))
-    (folder / "rank_correlation.csv").write_text(to_csv(correlations))
-    (folder / "values.csv").write_text(
-        to_csv([{k: v for k, v in r.items() if k != "traceback"} for r in rows])
-    )
-    plot_validation(correlations, rows, folder / "rank_correlation.png")
-    return folder
-
-
-def correlation_markdown(correlations: list[dict[str, Any]]) -> str:
-    lines = [
-        "Spearman rho of each metric with the known diversity order (sign-corrected: +1 = ranks",
-        "perfectly, -1 = ranks backwards).",
-        "",
-        "| metric | series | rho | CI | points | failed | note |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for c in correlations:
-        ci = "" if c["ci_low"] is None else f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
-        rho = "n/a" if c["rho"] is None else f"{c['rho']:.3f}"
-        cells = [c["metric"], c["series"], rho, ci, c["n_points"], c["n_failed"], c["note"]]
-        lines.append("| " + " | ".join(str(x) for x in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def plot_validation(
-    correlations: list[dict[str, Any]], rows: list[dict[str, Any]], path: Path
-) -> Path:
-    """Top: rho ± CI per metric, one panel per series. Bottom: each metric's direction-corrected
-    value (min-max scaled, mean over repeats) against the series level."""
-    from synthdiv.report_plots import plt  # the project's headless matplotlib
-
-    series = list(dict.fromkeys(c["series"] for c in correlations))
-    fig, axes = plt.subplots(2, len(series), figsize=(5.5 * len(series), 7), squeeze=False)
-    for col, name in enumerate(series):
-        cs = [c for c in correlations if c["series"] == name]
-        ax = axes[0][col]
-        rhos = [c["rho"] if c["rho"] is not None else 0.0 for c in cs]
-        low = [r - (c["ci_low"] if c["ci_low"] is not None else r) for r, c in zip(rhos, cs)]
-        high = [(c["ci_high"] if c["ci_high"] is not None else r) - r for r, c in zip(rhos, cs)]
-        ax.barh([c["metric"] for c in cs], rhos, xerr=[low, high], capsize=3, color="tab:blue")
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_xlim(-1.05, 1.05)
-        ax.set_title(f"{name}: Spearman rho with known order", fontsize=10)
-        ax = axes[1][col]
-        for c in cs:
-            pts = [
-                r
-                for r in rows
-                if r["series"] == name and r["metric"] == c["metric"] and r["error"] is None
-            ]
-            levels = sorted({r["level"] for r in pts})
-            if len(levels) < 2:
-                continue
-            means = np.array(
-                [
-                    np.mean([c["direction"] * r["value"] for r in pts if r["level"] == lv])
-                    for lv in levels
-                ]
-            )
-            span = np.ptp(means)
-            ax.plot(
-                levels,
-                (means - means.min()) / span if span > 0 else means * 0,
-                marker="o",
-                label=c["metric"],
-            )
-        ax.set_xlabel("labels" if name == "topics" else "duplicated fraction")
-        ax.set_ylabel("scaled value (up = more diverse)")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def validate_metrics(

@@ -13,12 +13,12 @@ from synthdiv.cli.common import console, fail, out
 from synthdiv.jobs import (
     STAGES,
     JobError,
-    KubeRayJobs,
     RayJobsApi,
     exit_code,
     find_mlflow_links,
     read_config_text,
 )
+from synthdiv.jobs_kuberay import KubeRayJobs
 
 jobs_app = typer.Typer(
     help="Inspect and stop jobs sent with `synthdiv submit` (Ray Jobs API, or RayJobs with --rayjob).",

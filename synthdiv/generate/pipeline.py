@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any, ClassVar
 
 from synthdiv.config import LLMConfig
-from synthdiv.corpus import MANIFEST, digest_documents
+from synthdiv.corpus_format import MANIFEST, digest_documents
 from synthdiv.generate.config import DedupConfig, GenerateConfig
 from synthdiv.generate.dedup import find_duplicates
 from synthdiv.generate.plan import GenerationPlan, GenerationTask, build_plan

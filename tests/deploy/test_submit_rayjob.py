@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from synthdiv.cli import app
-from synthdiv.jobs import chart_fullname
+from synthdiv.jobs_kuberay import chart_fullname
 from tests.deploy.conftest import SCHEMAS, run, tool
 from tests.deploy.fake_kube_api import FakeKube, Scenario
 

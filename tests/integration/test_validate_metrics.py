@@ -17,10 +17,9 @@ from synthdiv.validation import (
     ValidateMetricsConfig,
     build_corpora,
     correlation_rows,
-    default_topic_levels,
-    group_by_label,
     validate_metrics,
 )
+from synthdiv.validation_corpora import default_topic_levels, group_by_label
 
 
 @pytest.fixture(scope="module")

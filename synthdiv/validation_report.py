@@ -1,0 +1,102 @@
+"""The ``validate-metrics`` report: rank correlations as markdown and CSV, every value as CSV,
+and a plot (rho per metric, above each metric's value over the series levels)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def write_report(
+    correlations: list[dict[str, Any]], rows: list[dict[str, Any]], folder: Path
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "rank_correlation.md").write_text(correlation_markdown(correlations))
+    (folder / "rank_correlation.csv").write_text(to_csv(correlations))
+    (folder / "values.csv").write_text(
+        to_csv([{k: v for k, v in r.items() if k != "traceback"} for r in rows])
+    )
+    plot_validation(correlations, rows, folder / "rank_correlation.png")
+    return folder
+
+
+def correlation_markdown(correlations: list[dict[str, Any]]) -> str:
+    lines = [
+        "Spearman rho of each metric with the known diversity order (sign-corrected: +1 = ranks",
+        "perfectly, -1 = ranks backwards).",
+        "",
+        "| metric | series | rho | CI | points | failed | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in correlations:
+        ci = "" if c["ci_low"] is None else f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
+        rho = "n/a" if c["rho"] is None else f"{c['rho']:.3f}"
+        cells = [c["metric"], c["series"], rho, ci, c["n_points"], c["n_failed"], c["note"]]
+        lines.append("| " + " | ".join(str(x) for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def plot_validation(
+    correlations: list[dict[str, Any]], rows: list[dict[str, Any]], path: Path
+) -> Path:
+    """Top: rho ± CI per metric, one panel per series. Bottom: each metric's direction-corrected
+    value (min-max scaled, mean over repeats) against the series level."""
+    from synthdiv.report_plots import plt  # the project's headless matplotlib
+
+    series = list(dict.fromkeys(c["series"] for c in correlations))
+    fig, axes = plt.subplots(2, len(series), figsize=(5.5 * len(series), 7), squeeze=False)
+    for col, name in enumerate(series):
+        cs = [c for c in correlations if c["series"] == name]
+        ax = axes[0][col]
+        rhos = [c["rho"] if c["rho"] is not None else 0.0 for c in cs]
+        low = [r - (c["ci_low"] if c["ci_low"] is not None else r) for r, c in zip(rhos, cs)]
+        high = [(c["ci_high"] if c["ci_high"] is not None else r) - r for r, c in zip(rhos, cs)]
+        ax.barh([c["metric"] for c in cs], rhos, xerr=[low, high], capsize=3, color="tab:blue")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_title(f"{name}: Spearman rho with known order", fontsize=10)
+        ax = axes[1][col]
+        for c in cs:
+            pts = [
+                r
+                for r in rows
+                if r["series"] == name and r["metric"] == c["metric"] and r["error"] is None
+            ]
+            levels = sorted({r["level"] for r in pts})
+            if len(levels) < 2:
+                continue
+            means = np.array(
+                [
+                    np.mean([c["direction"] * r["value"] for r in pts if r["level"] == lv])
+                    for lv in levels
+                ]
+            )
+            span = np.ptp(means)
+            ax.plot(
+                levels,
+                (means - means.min()) / span if span > 0 else means * 0,
+                marker="o",
+                label=c["metric"],
+            )
+        ax.set_xlabel("labels" if name == "topics" else "duplicated fraction")
+        ax.set_ylabel("scaled value (up = more diverse)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
