@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -18,14 +17,17 @@ from synthdiv.corpus_format import (
     digest_documents,
     encode_shard,
 )
-from synthdiv.shards import SUCCESS, ShardedOutput, filesystem
+from synthdiv.shards import SUCCESS, ShardedOutput, filesystem, temp_path
 
 EXAMPLES_KEPT = 20  # rejects kept in memory when there is no quarantine file to write
 
 
 class Quarantine:
     """Rejected rows streamed as JSONL to a temp name beside ``uri``, renamed into place on
-    ``close()`` (removed on ``discard()``); with no ``uri``, the first few are kept in memory."""
+    ``close()`` (removed on ``discard()``); with no ``uri``, the first few are kept in memory.
+
+    Not :func:`synthdiv.shards.open_atomic`: the file stays open across ``add`` calls, and a
+    discarded read removes its temp file rather than leaving it for a cleanup."""
 
     def __init__(self, uri: str | None):
         self.uri = uri
@@ -34,7 +36,7 @@ class Quarantine:
         if uri:
             self._fs, self._path = filesystem(uri)
             self._fs.makedirs(posixpath.dirname(self._path) or ".", exist_ok=True)
-            self._tmp = _temp_name(self._path)
+            self._tmp = temp_path(self._path)
             self._fh = self._fs.open(self._tmp, "wb")
 
     def add(self, record: dict[str, str]) -> None:
@@ -54,19 +56,6 @@ class Quarantine:
             self._fh.close()
             self._fh = None
             self._fs.rm(self._tmp)
-
-
-def _temp_name(path: str) -> str:
-    return posixpath.join(
-        posixpath.dirname(path), f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}"
-    )
-
-
-def _write_atomic(fs: Any, path: str, data: bytes) -> None:
-    tmp = _temp_name(path)
-    with fs.open(tmp, "wb") as fh:
-        fh.write(data)
-    fs.mv(tmp, path)
 
 
 def quarantine_uri(cfg: CorpusConfig, quarantine_dir: str | None) -> str | None:
@@ -129,8 +118,6 @@ def write_corpus(
             )
         shards.append({"path": posixpath.basename(out.shard_path(index)), "n_docs": len(chunk)})
     manifest = {"format": fmt, "n_docs": total.n, "digest": total.hexdigest(), "shards": shards}
-    _write_atomic(
-        out.fs, posixpath.join(out.root, MANIFEST), json.dumps(manifest, indent=2).encode()
-    )
+    out.write_json(MANIFEST, manifest)
     out.mark_complete(manifest)
     return manifest

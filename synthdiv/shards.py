@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import posixpath
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import fsspec
@@ -26,14 +27,39 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
+def temp_path(path: str) -> str:
+    """A unique hidden name beside ``path``: the rename stays within one directory, and the
+    ``.tmp-`` prefix is how :meth:`ShardedOutput.clean_temporaries` and readers spot leftovers."""
+    return posixpath.join(
+        posixpath.dirname(path), f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}"
+    )
+
+
+@contextmanager
+def open_atomic(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[Any]:
+    """A binary file that appears at ``path`` only once the block ends: written under
+    :func:`temp_path`, renamed last. A block that fails leaves the temp file (as a killed process
+    would) for ``clean_temporaries``, and ``path`` untouched."""
+    tmp = temp_path(path)
+    with fs.open(tmp, "wb") as fh:
+        yield fh
+    fs.mv(tmp, path)
+
+
+def write_bytes_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    with open_atomic(fs, path) as fh:
+        fh.write(data)
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, indent=2, default=str).encode()
+
+
 def write_json_atomic(uri: str, obj: Any) -> str:
     """Write ``obj`` as JSON to a local path or fsspec URI; a killed write leaves no torn file."""
     fs, path = filesystem(uri)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    tmp = posixpath.join(posixpath.dirname(path), f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
-    with fs.open(tmp, "w") as fh:
-        fh.write(json.dumps(obj, indent=2, default=str))
-    fs.mv(tmp, path)
+    write_bytes_atomic(fs, path, _json_bytes(obj))
     return uri
 
 
@@ -70,16 +96,22 @@ class ShardedOutput:
                 done.add(int(name[len(self.prefix) + 1 :].split(".")[0]))
         return done
 
-    def write(self, index: int, writer: Callable[[Any], None], meta: dict[str, Any] | None = None) -> str:
+    def write(
+        self, index: int, writer: Callable[[Any], None], meta: dict[str, Any] | None = None
+    ) -> str:
         """Write shard ``index`` by calling ``writer(file_object)``; atomic, then marked done."""
         final = self.shard_path(index)
-        tmp = posixpath.join(self.root, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}")
-        with self.fs.open(tmp, "wb") as fh:
+        with open_atomic(self.fs, final) as fh:
             writer(fh)
-        self.fs.mv(tmp, final)
         with self.fs.open(self._marker(index), "w") as fh:
             fh.write(json.dumps(meta or {}))
         return final
+
+    def write_json(self, name: str, obj: Any) -> str:
+        """A small JSON file (manifest, summary) beside the shards, written atomically."""
+        path = posixpath.join(self.root, name)
+        write_bytes_atomic(self.fs, path, _json_bytes(obj))
+        return path
 
     def read_marker(self, index: int) -> dict[str, Any]:
         with self.fs.open(self._marker(index), "r") as fh:

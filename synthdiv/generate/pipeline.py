@@ -23,7 +23,7 @@ from synthdiv.generate.dedup import find_duplicates
 from synthdiv.generate.plan import GenerationPlan, GenerationTask, build_plan
 from synthdiv.generate.preflight import check_generators
 from synthdiv.generate.render import render
-from synthdiv.generate.shardio import Doc, docs_writer, read_all, read_shard, write_json
+from synthdiv.generate.shardio import Doc, docs_writer, read_all, read_shard
 from synthdiv.generate.validate import parse_sample, validate_sample
 from synthdiv.llm import LLMRunner, build_runner
 from synthdiv.llm.base import ChatResponse
@@ -198,7 +198,7 @@ class GenerateStage(BaseStage):
             "lineage": self.lineage,
         }
         if not corpus.complete:
-            write_json(corpus, MANIFEST, manifest)
+            corpus.write_json(MANIFEST, manifest)
             corpus.mark_complete({"n_docs": len(docs), "digest": digest})
         name = cfg.name or ctx.job_id
         ctx.tracker.log_dataset(name=name, digest=digest, source=corpus.uri, n_rows=len(docs),

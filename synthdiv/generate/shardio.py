@@ -39,13 +39,3 @@ def read_all(out: ShardedOutput) -> list[Doc]:
     for index in sorted(out.done_indices()):
         docs.extend(read_shard(out, index))
     return docs
-
-
-def write_json(out: ShardedOutput, name: str, obj: Any) -> str:
-    """A small JSON file (manifest, summary) beside the shards, written atomically."""
-    path = f"{out.root}/{name}"
-    tmp = f"{out.root}/.tmp-{name}"
-    with out.fs.open(tmp, "w") as fh:
-        fh.write(json.dumps(obj, indent=2, default=str))
-    out.fs.mv(tmp, path)
-    return path
