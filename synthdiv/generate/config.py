@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from synthdiv.config import LLMConfig, RuntimeConfig, StrictModel
+from synthdiv.generate.quality import QualityConfig
 
 STYLES = ("textbook_narrative", "textbook_academic", "blog_post", "how_to_tutorial")
 
@@ -75,6 +76,9 @@ class GenerateConfig(StrictModel):
     )
     output: OutputConfig = Field(default_factory=OutputConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="Text rules a sample must pass (else retried)."
+    )
     score_after: bool = Field(True, description="Score the finished corpus (child MLflow run).")
     score: dict = Field(
         default_factory=dict, description="Overrides for the score stage (metrics, sample_size…)."

@@ -24,7 +24,7 @@ from synthdiv.generate.plan import GenerationPlan, GenerationTask, build_plan
 from synthdiv.generate.preflight import check_generators
 from synthdiv.generate.render import render
 from synthdiv.generate.shardio import Doc, docs_writer, read_all, read_shard
-from synthdiv.generate.validate import parse_sample, validate_sample
+from synthdiv.generate.validate import parse_sample, sample_validator
 from synthdiv.llm import LLMRunner, build_runner
 from synthdiv.llm.base import ChatResponse
 from synthdiv.progress import ProgressFn, no_progress
@@ -148,7 +148,8 @@ class GenerateStage(BaseStage):
         for gen, tasks in sorted(by_generator.items()):
             if gen not in runners:
                 runners[gen] = self.runner_factory(cfg.generators[gen].llm, cache_dir)
-            replies = runners[gen].run([self.plan.request(t) for t in tasks], validate=validate_sample)
+            replies = runners[gen].run([self.plan.request(t) for t in tasks],
+                                      validate=sample_validator(cfg.quality))
             answers.update({t.doc_id: a for t, a in zip(tasks, replies)})
         model_ids = {g: r.backend.model_id for g, r in runners.items()}
         for index, shard in group:

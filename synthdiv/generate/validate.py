@@ -4,8 +4,11 @@ distinct options, the answer among the options)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from synthdiv.generate.quality import QualityConfig, quality_issue
 
 MIN_PASSAGES, MAX_PASSAGES = 3, 5
 N_OPTIONS = 4
@@ -141,6 +144,19 @@ def parse_sample(parsed: Any) -> Sample | str:
 
 
 def validate_sample(parsed: Any) -> str | None:
-    """The runner's validator: None when usable, else the reason (which triggers a retry)."""
+    """The JSON contract alone: None when the answer parses into a :class:`Sample`, else why."""
     result = parse_sample(parsed)
     return result if isinstance(result, str) else None
+
+
+def sample_validator(quality: QualityConfig) -> Callable[[Any], str | None]:
+    """The runner's validator: the JSON contract, then the quality gate. A reason triggers a
+    retry with a new seed, and names the rule in the rejects file if the retries fail too."""
+
+    def validate(parsed: Any) -> str | None:
+        result = parse_sample(parsed)
+        if isinstance(result, str):
+            return result
+        return quality_issue([p.text for p in result.passages], quality)
+
+    return validate

@@ -5,6 +5,7 @@ duplication, MLflow lineage, the grid, and the mixture read back by synthdiv.cor
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,11 @@ MALFORMED = 'Sure! Here are the passages: {"passages": [ oops'
 
 
 def valid_answer(topic: str, n: int) -> str:
+    word = re.sub(r"[\W_]", "", topic.lower())  # distinct filler words: no repetition to trip the gate
     return json.dumps({
         "passages": [
-            {"concepts": [f"{topic} basics"], "text": f"Part {i} about {topic}: " + " ".join(
-                f"{topic.lower()}-{n}-{i}-{w}" for w in range(40))}
+            {"concepts": [f"{topic} basics"], "text": f"Part {i} about {topic} and the ideas that go with it: "
+             + " ".join(f"{word}{n}{i}{w:02d}" for w in range(40))}
             for i in range(3)
         ],
         "question": {
