@@ -4,17 +4,21 @@
    backend on the same requests, both uncached. Prints valid samples/s (a raw answer counts when
    the pipeline's validator would accept it; the pipeline retries the others), output tokens/s
    and the ratios (target ≥ 0.8).
-2. Designed diversity is visible: corpora of the same size from 1, 4 and 16 topics, and from the
-   four prompt families, scored by every cheap metric (lexical + MiniLM embedding metrics); prints
-   each metric's order and whether it matches the designed order.
+2. Designed diversity is visible: corpora from 1, 4 and 16 topics, and from the four prompt
+   families, scored by every cheap metric (lexical + MiniLM embedding metrics). Each design asks
+   for ``--oversample`` × size generations and keeps ``--size`` valid ones spread over its topics,
+   so rejects neither shrink a corpus nor skew it. Prints each metric's values, Spearman ρ against
+   the designed order, and P(ρ>0) over random 3/4-subsamples of every corpus (how much of the
+   order is sampling noise at this size).
 
-    .venv/bin/python benchmarks/bench_generate.py --small      # minutes on a laptop CPU
-    .venv/bin/python benchmarks/bench_generate.py --size 16     # issue sizes: 1/4/16 topics × 16
+    .venv/bin/python benchmarks/bench_generate.py --small                     # minutes on a CPU
+    .venv/bin/python benchmarks/bench_generate.py --size 16 --parts families  # one part
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import time
@@ -23,18 +27,24 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+import numpy as np
 from scipy.stats import spearmanr
 
 from synthdiv.config import CorpusConfig, RuntimeConfig, parse_config
-from synthdiv.corpus import read_corpus
+from synthdiv.corpus import Corpus, read_corpus
 from synthdiv.generate.config import GenerateConfig
 from synthdiv.generate.pipeline import generate_corpus
 from synthdiv.generate.plan import build_plan
-from synthdiv.generate.validate import validate_sample
+from synthdiv.generate.validate import sample_validator
 from synthdiv.llm import LLMRunner, build_backend
 from synthdiv.llm.runner import check_response
 from synthdiv.metrics import MetricContext, create
 
+PARTS = ("throughput", "topics", "families")
+# the quality gate: the default; without Gopher's repetition rules (most of SmolLM2-135M's samples
+# fail them, see docs/generate.md); or only the JSON contract
+QUALITY = {"full": {}, "no-repetition": {"repetition": False},
+           "off": {"min_passage_words": 0, "min_stop_words": 0, "repetition": False}}
 FAMILIES = ["topic", "topic_style", "topic_style_persona", "multi_topic"]
 METRICS = ["distinct_n", "ngram_diversity", "compression_ratio", "self_repetition",
            "vendi", "pairwise_cosine_distance", "remote_clique"]
@@ -48,6 +58,7 @@ def base_config(root: Path, args: argparse.Namespace, concurrency: int = 1, **ov
         "max_text_chars": args.max_text_chars,
         "score_after": False,
         "output": {"shard_size": 4},
+        "quality": QUALITY[args.quality],
         "generators": [{"llm": {"backend": "embedded", "temperature": 0.8, "top_p": 0.95,
                                 "max_tokens": args.max_tokens, "max_retries": 1,
                                 "concurrency": concurrency, "batch_size": 1,
@@ -71,7 +82,7 @@ def throughput(root: Path, args: argparse.Namespace) -> None:
     raw_s = time.perf_counter() - started
     raw_tokens = sum(r.completion_tokens for r in raw)
     # a raw answer the pipeline would reject is not a sample: count valid ones on both sides
-    raw_valid = sum(check_response(r, q, validate_sample) is None for r, q in zip(raw, requests))
+    raw_valid = sum(check_response(r, q, sample_validator(cfg.quality)) is None for r, q in zip(raw, requests))
     # the pipeline drives the same loaded engine (no cache), so only its own overhead differs
     result = generate_corpus(cfg, runner_factory=lambda llm, _cache: LLMRunner(
         backend, cache=None, max_retries=llm.max_retries))
@@ -87,24 +98,47 @@ def throughput(root: Path, args: argparse.Namespace) -> None:
           f"  tok/s {m['run.output_tokens_per_s'] / (raw_tokens / raw_s):.2f}  (target ≥ 0.8)")
 
 
-def score(corpus_dir: str, minilm) -> dict[str, float]:
-    corpus, _ = read_corpus(CorpusConfig(path=corpus_dir))
-    cache: dict[int, object] = {}
+def balanced_subset(corpus: Corpus, size: int) -> Corpus:
+    """``size`` documents spread over the topics: every topic's first valid generation, then
+    every topic's second, … (ids are ``t<topic>-g<generation>``), so a design's rejects do not
+    shrink its corpus or skew its topics."""
+    order = sorted(range(len(corpus)), key=lambda i: corpus.ids[i].split("-")[::-1])[:size]
+    return Corpus(ids=[corpus.ids[i] for i in order], texts=[corpus.texts[i] for i in order])
 
-    def embeddings(sub):
-        key = id(sub)
-        if key not in cache:
-            cache[key] = minilm.encode(sub.texts, batch_size=32, convert_to_numpy=True)
-        return cache[key]
 
-    ctx = MetricContext(seed=0, n_seeds=2, embeddings=embeddings)
+def metric_values(corpus: Corpus, vectors: dict[str, np.ndarray]) -> dict[str, float]:
+    """Every metric, signed so that higher = more diverse."""
+    ctx = MetricContext(seed=0, n_seeds=2, embeddings=lambda sub: np.stack([vectors[i] for i in sub.ids]))
     out = {}
     for name in METRICS:
         metric = create(name)
-        result = metric.compute(corpus, ctx)
-        out[name] = result.value if metric.higher_is_more_diverse else -result.value
-    out["n_docs"] = len(corpus)
+        value = metric.compute(corpus, ctx).value
+        out[name] = value if metric.higher_is_more_diverse else -value
     return out
+
+
+def order_report(labels: list[str], corpora: dict[str, Corpus], vectors: dict[str, np.ndarray],
+                 draws: int, rng: np.random.Generator) -> None:
+    """Each metric's values, Spearman ρ against the designed order, and how often ρ > 0 when every
+    corpus is replaced by a random 3/4 of itself: the sampling noise of the order at this size."""
+    full = {lbl: metric_values(corpora[lbl], vectors) for lbl in labels}
+    subsampled = []
+    for _ in range(draws):
+        subs = {}
+        for lbl in labels:
+            c = corpora[lbl]
+            keep = sorted(rng.choice(len(c), size=max(2, 3 * len(c) // 4), replace=False))
+            subs[lbl] = metric_values(Corpus(ids=[c.ids[i] for i in keep], texts=[c.texts[i] for i in keep]),
+                                      vectors)
+        subsampled.append(subs)
+    print("metric".ljust(26) + "".join(lbl.split("=")[1][:14].rjust(16) for lbl in labels)
+          + "       ρ  P(ρ>0)")
+    for name in METRICS:
+        values = [full[lbl][name] for lbl in labels]
+        rho = spearmanr(range(len(values)), values).statistic
+        rhos = [spearmanr(range(len(labels)), [d[lbl][name] for lbl in labels]).statistic for d in subsampled]
+        print(name.ljust(26) + "".join(f"{v:16.4f}" for v in values)
+              + f"  {rho:+.2f}  {np.mean(np.array(rhos) > 0):6.0%}")
 
 
 def diversity(root: Path, args: argparse.Namespace) -> None:
@@ -113,28 +147,35 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
     from synthdiv.models import minilm_path
 
     minilm = SentenceTransformer(str(minilm_path()), device="cpu")
-    size = args.size
-    topic_counts = [t for t in (1, 4, 16) if t <= size]
-    par = args.concurrency  # engines (Ray actors): only the corpora matter here, not the speed
+    size, par = args.size, args.concurrency  # engines (Ray actors): only the corpora matter here
+    per_topic = max(1, math.ceil(args.oversample * size))  # generations asked for, before rejects
+    topic_counts = [t for t in (1, 4, 16) if t <= size] if "topics" in args.parts else []
     designs = {f"T={t}": base_config(root, args, par, family="topic", n_topics=t,
-                                     generations_per_topic=size // t) for t in topic_counts}
-    designs.update({f"family={f}": base_config(root, args, par, family=f, n_topics=max(1, size // 2),
-                                               generations_per_topic=2) for f in FAMILIES})
-    scores = {}
+                                     generations_per_topic=math.ceil(per_topic / t)) for t in topic_counts}
+    if "families" in args.parts:
+        n_topics = max(1, size // 2)
+        designs.update({f"family={f}": base_config(root, args, par, family=f, n_topics=n_topics,
+                                                   generations_per_topic=math.ceil(per_topic / n_topics))
+                        for f in FAMILIES})
+    corpora, vectors = {}, {}
     for label, cfg in designs.items():
         started = time.perf_counter()
         result = generate_corpus(cfg)
-        scores[label] = score(result.outputs["corpus"], minilm)
-        print(f"generated {label}: {scores[label]['n_docs']} docs in {time.perf_counter() - started:.0f}s",
-              flush=True)
+        corpus, _ = read_corpus(CorpusConfig(path=result.outputs["corpus"]))
+        corpora[label] = balanced_subset(corpus, size)
+        encoded = minilm.encode(corpora[label].texts, batch_size=32, convert_to_numpy=True)
+        vectors.update({f"{label}/{i}": v for i, v in zip(corpora[label].ids, encoded)})
+        corpora[label] = Corpus(ids=[f"{label}/{i}" for i in corpora[label].ids], texts=corpora[label].texts)
+        m = result.metrics
+        print(f"generated {label}: {m['generate.n_ok']:.0f} valid of {m['generate.n_requested']:.0f}"
+              f" ({m['generate.n_rejected']:.0f} rejected), kept {len(corpora[label])}"
+              f" in {time.perf_counter() - started:.0f}s", flush=True)
+    rng = np.random.default_rng(args.seed)
     for group, labels in (("topics", [f"T={t}" for t in topic_counts]),
-                          ("families", [f"family={f}" for f in FAMILIES])):
-        print(f"\n== designed diversity: {group} (values signed so higher = more diverse) ==")
-        print("metric".ljust(26) + "".join(lbl.split("=")[1][:14].rjust(16) for lbl in labels) + "  spearman")
-        for name in METRICS:
-            values = [scores[lbl][name] for lbl in labels]
-            rho = spearmanr(range(len(values)), values).statistic if len(values) > 1 else float("nan")
-            print(name.ljust(26) + "".join(f"{v:16.4f}" for v in values) + f"  {rho:+.2f}")
+                          ("families", [f"family={f}" for f in FAMILIES] if "families" in args.parts else [])):
+        if len(labels) > 1:
+            print(f"\n== designed diversity: {group} (values signed so higher = more diverse) ==")
+            order_report(labels, corpora, vectors, args.draws, rng)
 
 
 def main() -> None:
@@ -149,7 +190,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2,
                         help="llama.cpp engines for the diversity corpora (throughput uses 1)")
     parser.add_argument("--cache-dir", default=None, help="LLM response cache (default: per run)")
-    parser.add_argument("--skip", choices=["throughput", "diversity"], default=None)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--oversample", type=float, default=2.0,
+                        help="generations asked for per kept document (rejects are trimmed away)")
+    parser.add_argument("--quality", choices=list(QUALITY), default="full", help="quality gate")
+    parser.add_argument("--draws", type=int, default=50, help="3/4-subsamples behind P(ρ>0)")
     args = parser.parse_args()
     if args.small:
         args.size, args.throughput_samples = 4, 4
@@ -157,9 +202,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp, ray_session(RuntimeConfig()):
         root = Path(tmp)
-        if args.skip != "throughput":
+        if "throughput" in args.parts:
             throughput(root, args)
-        if args.skip != "diversity":
+        if {"topics", "families"} & set(args.parts):
             diversity(root, args)
 
 
