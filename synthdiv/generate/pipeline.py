@@ -22,6 +22,7 @@ from synthdiv.generate.config import DedupConfig, GenerateConfig
 from synthdiv.generate.dedup import find_duplicates
 from synthdiv.generate.plan import GenerationPlan, GenerationTask, build_plan
 from synthdiv.generate.preflight import check_generators
+from synthdiv.generate.quality import QUALITY_PREFIX
 from synthdiv.generate.render import render
 from synthdiv.generate.shardio import Doc, docs_writer, read_all, read_shard
 from synthdiv.generate.validate import parse_sample, sample_validator
@@ -32,7 +33,8 @@ from synthdiv.shards import ShardedOutput
 from synthdiv.stage import BaseStage, StageContext, StageResult
 
 RunnerFactory = Callable[[LLMConfig, str], LLMRunner]
-SHARD_COUNTS = ("n_requested", "n_ok", "n_rejected", "prompt_tokens", "completion_tokens", "retries")
+SHARD_COUNTS = ("n_requested", "n_ok", "n_rejected", "n_rejected_quality", "prompt_tokens",
+                "completion_tokens", "retries")
 
 
 def to_documents(plan: GenerationPlan, tasks: list[GenerationTask], answers: list[ChatResponse],
@@ -157,6 +159,7 @@ class GenerateStage(BaseStage):
             docs, bad = to_documents(self.plan, shard, replies, model_ids)
             counts = {
                 "n_requested": len(shard), "n_ok": len(docs), "n_rejected": len(bad),
+                "n_rejected_quality": sum(QUALITY_PREFIX in r["error"] for r in bad),
                 "prompt_tokens": sum(a.prompt_tokens for a in replies),
                 "completion_tokens": sum(a.completion_tokens for a in replies),
                 "retries": sum(a.attempts - 1 for a in replies),

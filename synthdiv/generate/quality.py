@@ -24,6 +24,7 @@ TOP_NGRAM_CHAR_FRACTION = {2: 0.20, 3: 0.18, 4: 0.16}
 DUPLICATE_NGRAM_CHAR_FRACTION = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 DUPLICATE_PASSAGE_FRACTION = 0.30
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+QUALITY_PREFIX = "quality: "  # every gate reason starts with it: rejects are counted by it
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
 
@@ -74,21 +75,21 @@ def quality_issue(passages: list[str], config: QualityConfig) -> str | None:
     """The first rule the passages break, as a reason naming the rule and the figures, or None."""
     for i, text in enumerate(passages, 1):
         if len(_words(text)) < config.min_passage_words:
-            return f"quality: passage {i} has {len(_words(text))} words (< {config.min_passage_words})"
+            return f"{QUALITY_PREFIX}passage {i} has {len(_words(text))} words (< {config.min_passage_words})"
     words = [w for text in passages for w in _words(text)]
     stop_words = len(STOP_WORDS.intersection(words))
     if stop_words < config.min_stop_words:
-        return f"quality: {stop_words} English stop words (< {config.min_stop_words})"
+        return f"{QUALITY_PREFIX}{stop_words} English stop words (< {config.min_stop_words})"
     if not config.repetition:
         return None
     folded = [" ".join(_words(text)) for text in passages]
     duplicates = len(folded) - len(set(folded))
     if duplicates / len(folded) > DUPLICATE_PASSAGE_FRACTION:
-        return f"quality: {duplicates} of {len(folded)} passages repeat another"
+        return f"{QUALITY_PREFIX}{duplicates} of {len(folded)} passages repeat another"
     for n, limit in TOP_NGRAM_CHAR_FRACTION.items():
         if (share := top_ngram_char_fraction(words, n)) > limit:
-            return f"quality: the top {n}-gram covers {share:.0%} of the text (> {limit:.0%})"
+            return f"{QUALITY_PREFIX}the top {n}-gram covers {share:.0%} of the text (> {limit:.0%})"
     for n, limit in DUPLICATE_NGRAM_CHAR_FRACTION.items():
         if (share := duplicate_ngram_char_fraction(words, n)) > limit:
-            return f"quality: repeated {n}-grams cover {share:.0%} of the text (> {limit:.0%})"
+            return f"{QUALITY_PREFIX}repeated {n}-grams cover {share:.0%} of the text (> {limit:.0%})"
     return None

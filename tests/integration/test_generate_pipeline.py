@@ -169,6 +169,22 @@ def test_dedup_filter_drops_duplicates_from_the_corpus(ray_local, runtime, serve
     assert run.data.metrics["score.compression_ratio"] > 0
 
 
+def test_degenerate_text_is_retried_then_rejected_by_the_quality_gate(ray_local, runtime, server_topics):
+    script = _script(server_topics, "no-such-topic")
+    degenerate = json.loads(valid_answer(server_topics[2], 0))
+    degenerate["passages"] = [{"concepts": ["x"], "text": str(i)} for i in range(1, 4)]  # "1", "2", "3"
+    script[f"Subtopic: {server_topics[2]}"] = [{"content": json.dumps(degenerate)}]
+    with ScriptedOpenAIServer(script) as server:
+        result = generate_corpus(_config(server, runtime))
+        retried = server.count(f"Subtopic: {server_topics[2]}")
+    assert result.metrics["generate.n_rejected"] == result.metrics["generate.n_rejected_quality"] == 3
+    assert retried == 3 * 2  # one try + one bounded retry each
+    rejects = [json.loads(line) for f in sorted(Path(result.outputs["rejects"]).glob("*.jsonl"))
+               for line in f.read_text().splitlines()]
+    assert all("quality: passage 1 has 1 words (< 6)" in r["error"] for r in rejects)
+    assert all(r["meta"]["topic_path"][-1] == server_topics[2] for r in rejects)
+
+
 def test_unreachable_generator_fails_before_work(ray_local, runtime):
     cfg = parse_config({
         "runtime": runtime.model_dump(), "n_topics": 2, "generations_per_topic": 1, "score_after": False,

@@ -35,8 +35,8 @@ def test_ordinary_passages_pass():
         (["Economie de la Rêve pour tous les enfants de France aujourd'hui"] * 1
          + ["Le marché mondial est une grande idée pour les économistes du pays"] * 1
          + ["Les prix montent quand la demande dépasse toujours une offre fixe"], "0 English stop words"),
-        ([FINE[0], "To make your life easier, to make your home lighter, to make your world lighter, to "
-          "make your day lighter.", "Moving the fulcrum trades the distance you push for force."],
+        ([FINE[0], ("To make your life easier, to make your home lighter, to make your world lighter, "
+                    "to make your day lighter."), "Moving the fulcrum trades the distance you push for force."],
          "the top 3-gram covers"),
         ([*FINE, "Trades the distance you push for the force you need, as any seesaw shows."],
          "repeated 5-grams cover"),
@@ -54,13 +54,13 @@ def test_each_rule_can_be_switched_off():
 
 
 def test_top_ngram_share_counts_every_occurrence_of_the_most_frequent():
-    words = "the cat the cat the cat sat".split()  # 'the cat' ×3 = 18 of 21 characters
+    words = ["the", "cat", "the", "cat", "the", "cat", "sat"]  # 'the cat' ×3 = 18 of 21 characters
     assert top_ngram_char_fraction(words, 2) == pytest.approx(18 / 21)
-    assert top_ngram_char_fraction("a b c d".split(), 2) == 0.0  # nothing repeats
+    assert top_ngram_char_fraction(["a", "b", "c", "d"], 2) == 0.0  # nothing repeats
 
 
 def test_duplicate_ngram_share_skips_over_each_repeat():
-    words = "a b c d e a b c d e x".split()  # the second 'a b c d e' (5 of 11 chars) repeats
+    words = ["a", "b", "c", "d", "e", "a", "b", "c", "d", "e", "x"]  # the 2nd "a…e" (5 of 11 chars)
     assert duplicate_ngram_char_fraction(words, 5) == pytest.approx(5 / 11)
     assert duplicate_ngram_char_fraction(words, 6) == 0.0
 
