@@ -101,8 +101,12 @@ def throughput(root: Path, args: argparse.Namespace) -> None:
 def balanced_subset(corpus: Corpus, size: int) -> Corpus:
     """``size`` documents spread over the topics: every topic's first valid generation, then
     every topic's second, … (ids are ``t<topic>-g<generation>``), so a design's rejects do not
-    shrink its corpus or skew its topics."""
-    order = sorted(range(len(corpus)), key=lambda i: corpus.ids[i].split("-")[::-1])[:size]
+    shrink its corpus or skew its topics. Ids may carry a ``<design>/`` prefix."""
+
+    def generation_then_topic(i: int) -> list[str]:
+        return corpus.ids[i].rsplit("/", 1)[-1].split("-")[::-1]
+
+    order = sorted(range(len(corpus)), key=generation_then_topic)[:size]
     return Corpus(ids=[corpus.ids[i] for i in order], texts=[corpus.texts[i] for i in order])
 
 
@@ -174,8 +178,10 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
     for group, labels in (("topics", [f"T={t}" for t in topic_counts]),
                           ("families", [f"family={f}" for f in FAMILIES] if "families" in args.parts else [])):
         if len(labels) > 1:
-            print(f"\n== designed diversity: {group} (values signed so higher = more diverse) ==")
-            order_report(labels, corpora, vectors, args.draws, rng)
+            n = min(len(corpora[lbl]) for lbl in labels)  # equal sizes within a comparison
+            print(f"\n== designed diversity: {group}, {n} docs each (signed: higher = more diverse) ==")
+            order_report(labels, {lbl: balanced_subset(corpora[lbl], n) for lbl in labels}, vectors,
+                         args.draws, rng)
 
 
 def main() -> None:
