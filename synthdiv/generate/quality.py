@@ -73,16 +73,17 @@ def duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
 
 def quality_issue(passages: list[str], config: QualityConfig) -> str | None:
     """The first rule the passages break, as a reason naming the rule and the figures, or None."""
-    for i, text in enumerate(passages, 1):
-        if len(_words(text)) < config.min_passage_words:
-            return f"{QUALITY_PREFIX}passage {i} has {len(_words(text))} words (< {config.min_passage_words})"
-    words = [w for text in passages for w in _words(text)]
+    per_passage = [_words(text) for text in passages]
+    for i, passage_words in enumerate(per_passage, 1):
+        if len(passage_words) < config.min_passage_words:
+            return f"{QUALITY_PREFIX}passage {i} has {len(passage_words)} words (< {config.min_passage_words})"
+    words = [w for passage_words in per_passage for w in passage_words]
     stop_words = len(STOP_WORDS.intersection(words))
     if stop_words < config.min_stop_words:
         return f"{QUALITY_PREFIX}{stop_words} English stop words (< {config.min_stop_words})"
     if not config.repetition:
         return None
-    folded = [" ".join(_words(text)) for text in passages]
+    folded = [" ".join(passage_words) for passage_words in per_passage]
     duplicates = len(folded) - len(set(folded))
     if duplicates / len(folded) > DUPLICATE_PASSAGE_FRACTION:
         return f"{QUALITY_PREFIX}{duplicates} of {len(folded)} passages repeat another"
