@@ -82,7 +82,8 @@ def throughput(root: Path, args: argparse.Namespace) -> None:
     raw_s = time.perf_counter() - started
     raw_tokens = sum(r.completion_tokens for r in raw)
     # a raw answer the pipeline would reject is not a sample: count valid ones on both sides
-    raw_valid = sum(check_response(r, q, sample_validator(cfg.quality)) is None for r, q in zip(raw, requests))
+    validate = sample_validator(cfg.quality)
+    raw_valid = sum(check_response(r, q, validate) is None for r, q in zip(raw, requests))
     # the pipeline drives the same loaded engine (no cache), so only its own overhead differs
     result = generate_corpus(cfg, runner_factory=lambda llm, _cache: LLMRunner(
         backend, cache=None, max_retries=llm.max_retries))
@@ -106,8 +107,7 @@ def balanced_subset(corpus: Corpus, size: int) -> Corpus:
     def generation_then_topic(i: int) -> list[str]:
         return corpus.ids[i].rsplit("/", 1)[-1].split("-")[::-1]
 
-    order = sorted(range(len(corpus)), key=generation_then_topic)[:size]
-    return Corpus(ids=[corpus.ids[i] for i in order], texts=[corpus.texts[i] for i in order])
+    return corpus.take(sorted(range(len(corpus)), key=generation_then_topic)[:size])
 
 
 def metric_values(corpus: Corpus, vectors: dict[str, np.ndarray]) -> dict[str, float]:
@@ -131,9 +131,8 @@ def order_report(labels: list[str], corpora: dict[str, Corpus], vectors: dict[st
         subs = {}
         for lbl in labels:
             c = corpora[lbl]
-            keep = sorted(rng.choice(len(c), size=max(2, 3 * len(c) // 4), replace=False))
-            subs[lbl] = metric_values(Corpus(ids=[c.ids[i] for i in keep], texts=[c.texts[i] for i in keep]),
-                                      vectors)
+            keep = np.sort(rng.choice(len(c), size=max(2, 3 * len(c) // 4), replace=False))
+            subs[lbl] = metric_values(c.take(keep.tolist()), vectors)
         subsampled.append(subs)
     print("metric".ljust(26) + "".join(lbl.split("=")[1][:14].rjust(16) for lbl in labels)
           + "       ρ  P(ρ>0)")
