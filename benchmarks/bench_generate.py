@@ -9,7 +9,9 @@
    for ``--oversample`` × size generations and keeps ``--size`` valid ones spread over its topics,
    so rejects neither shrink a corpus nor skew it. Prints each metric's values, Spearman ρ against
    the designed order, and P(ρ>0) over random 3/4-subsamples of every corpus (how much of the
-   order is sampling noise at this size).
+   order is sampling noise at this size). ``--family-topics`` sets the families' 𝒯 (a small 𝒯 puts
+   most document pairs on the same topic, where style and persona are what can differ);
+   ``--extra-topics-from sampled taxonomy`` adds a multi-topic design per pool of extra topics.
 
     .venv/bin/python benchmarks/bench_generate.py --small                     # minutes on a CPU
     .venv/bin/python benchmarks/bench_generate.py --size 16 --parts families  # one part
@@ -46,6 +48,7 @@ PARTS = ("throughput", "topics", "families")
 QUALITY = {"full": {}, "no-repetition": {"repetition": False},
            "off": {"min_passage_words": 0, "min_stop_words": 0, "repetition": False}}
 FAMILIES = ["topic", "topic_style", "topic_style_persona", "multi_topic"]
+MULTI_TOPIC = {"multi_topic": "sampled", "multi_taxonomy": "taxonomy"}  # design label → extra_topics_from
 METRICS = ["distinct_n", "ngram_diversity", "compression_ratio", "self_repetition",
            "vendi", "pairwise_cosine_distance", "remote_clique"]
 
@@ -155,11 +158,16 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
     topic_counts = [t for t in (1, 4, 16) if t <= size] if "topics" in args.parts else []
     designs = {f"T={t}": base_config(root, args, par, family="topic", n_topics=t,
                                      generations_per_topic=math.ceil(per_topic / t)) for t in topic_counts}
+    # the fourth family once per pool its extra topics come from (MULTI_TOPIC: label → pool)
+    multi = {lbl: pool for lbl, pool in MULTI_TOPIC.items() if pool in args.extra_topics_from}
     if "families" in args.parts:
-        n_topics = max(1, size // 2)
-        designs.update({f"family={f}": base_config(root, args, par, family=f, n_topics=n_topics,
-                                                   generations_per_topic=math.ceil(per_topic / n_topics))
-                        for f in FAMILIES})
+        n_topics = args.family_topics or max(1, size // 2)
+        family_cell = dict(n_topics=n_topics, generations_per_topic=math.ceil(per_topic / n_topics))
+        designs.update({f"family={f}": base_config(root, args, par, family=f, **family_cell)
+                        for f in FAMILIES[:-1]})
+        designs.update({f"family={lbl}": base_config(root, args, par, family="multi_topic",
+                                                     extra_topics_from=pool, **family_cell)
+                        for lbl, pool in multi.items()})
     corpora, vectors = {}, {}
     for label, cfg in designs.items():
         started = time.perf_counter()
@@ -174,8 +182,11 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
               f" ({m['generate.n_rejected']:.0f} rejected), kept {len(corpora[label])}"
               f" in {time.perf_counter() - started:.0f}s", flush=True)
     rng = np.random.default_rng(args.seed)
-    for group, labels in (("topics", [f"T={t}" for t in topic_counts]),
-                          ("families", [f"family={f}" for f in FAMILIES] if "families" in args.parts else [])):
+    groups = [("topics", [f"T={t}" for t in topic_counts])]
+    if "families" in args.parts:
+        groups += [(f"families, multi-topic extras from the {pool}",
+                    [f"family={f}" for f in FAMILIES[:-1]] + [f"family={lbl}"]) for lbl, pool in multi.items()]
+    for group, labels in groups:
         if len(labels) > 1:
             n = min(len(corpora[lbl]) for lbl in labels)  # equal sizes within a comparison
             print(f"\n== designed diversity: {group}, {n} docs each (signed: higher = more diverse) ==")
@@ -200,6 +211,10 @@ def main() -> None:
                         help="generations asked for per kept document (rejects are trimmed away)")
     parser.add_argument("--quality", choices=list(QUALITY), default="full", help="quality gate")
     parser.add_argument("--draws", type=int, default=50, help="3/4-subsamples behind P(ρ>0)")
+    parser.add_argument("--family-topics", type=int, default=None,
+                        help="𝒯 of the family corpora (default size/2; small = mostly same-topic pairs)")
+    parser.add_argument("--extra-topics-from", nargs="+", choices=sorted(set(MULTI_TOPIC.values())),
+                        default=["sampled"], help="multi_topic designs: pools of their extra topics")
     args = parser.parse_args()
     if args.small:
         args.size, args.throughput_samples = 4, 4

@@ -65,6 +65,12 @@ class GenerateConfig(StrictModel):
     )
     personas_per_prompt: int = Field(5, gt=0)
     topics_per_prompt: int = Field(3, ge=2, description="multi_topic: topics offered per prompt.")
+    extra_topics_from: Literal["sampled", "taxonomy"] = Field(
+        "sampled",
+        description="multi_topic: draw a prompt's extra topics from the 𝒯 sampled topics (the corpus "
+        "covers exactly 𝒯 topics) or from the whole taxonomy (at a small 𝒯 sampled extras recur in "
+        "most documents; at the paper's 𝒯, a sixth of the taxonomy, the two barely differ).",
+    )
     generators: list[WeightedGenerator] = Field(default_factory=lambda: [WeightedGenerator()])
     max_text_chars: int | None = Field(
         800, gt=0, description="Bound on each text field in the JSON schema (None = unbounded)."

@@ -93,10 +93,22 @@ def _weighted(names: list[str], weights: dict[str, float], default: float) -> np
     return p / p.sum()
 
 
+def _draw_others(rng: np.random.Generator, pool: list[Topic], own: Topic, n: int) -> list[Topic]:
+    """``n`` distinct topics of ``pool`` other than ``own``, uniformly. Rejection draws cost O(n)
+    per task; a list of the candidates would cost O(pool) per task, hours at the paper's 𝒯."""
+    chosen: list[Topic] = []
+    while len(chosen) < n:
+        candidate = pool[int(rng.integers(len(pool)))]
+        if candidate != own and candidate not in chosen:
+            chosen.append(candidate)
+    return chosen
+
+
 def build_plan(config: GenerateConfig) -> GenerationPlan:
     """Load and check every input, then lay out the tasks. Raises before any LLM call."""
     template = load_template(config.family, config.prompt_version, config.prompt_dir)
-    topics = sample_topics(load_taxonomy(config.taxonomy), config.n_topics, config.seed)
+    taxonomy = load_taxonomy(config.taxonomy)
+    topics = sample_topics(taxonomy, config.n_topics, config.seed)
     styles = load_styles()
     personas = load_personas(config.personas) if template.uses_personas else []
     unknown = set(config.persona_weights) - set(personas)
@@ -108,12 +120,12 @@ def build_plan(config: GenerateConfig) -> GenerationPlan:
     persona_p = _weighted(personas, config.persona_weights, 1.0) if personas else None
     gen_p = np.array([g.weight for g in config.generators]) / sum(g.weight for g in config.generators)
     n_personas = min(config.personas_per_prompt, len(personas))
-    n_extra = min(config.topics_per_prompt, len(topics)) - 1 if template.multi_topic else 0
+    extra_pool = topics if config.extra_topics_from == "sampled" else taxonomy
+    n_extra = min(config.topics_per_prompt, len(extra_pool)) - 1 if template.multi_topic else 0
     tasks: list[GenerationTask] = []
     for t_rank, topic in enumerate(topics):
-        others = [i for i in range(len(topics)) if i != t_rank]
         for g in range(config.generations_per_topic):
-            extra = rng.choice(others, size=n_extra, replace=False) if n_extra > 0 else []
+            extra = _draw_others(rng, extra_pool, topic, n_extra)
             style = str(rng.choice(style_names, p=style_p)) if style_p is not None else None
             chosen = (
                 tuple(str(p) for p in rng.choice(personas, size=n_personas, replace=False, p=persona_p))
@@ -125,7 +137,7 @@ def build_plan(config: GenerateConfig) -> GenerationPlan:
                 GenerationTask(
                     index=index,
                     doc_id=f"t{t_rank:06d}-g{g:04d}",
-                    topics=(topic, *(topics[int(i)] for i in extra)),
+                    topics=(topic, *extra),
                     style=style,
                     personas=chosen,
                     generator=int(rng.choice(len(config.generators), p=gen_p)),

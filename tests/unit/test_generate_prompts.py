@@ -111,6 +111,28 @@ def test_too_many_topics_fails_before_any_work():
         build_plan(GenerateConfig(n_topics=100_000))
 
 
+@pytest.mark.parametrize("source", ["sampled", "taxonomy"])
+def test_multi_topic_extras_come_from_the_chosen_pool(source):
+    cfg = GenerateConfig(family="multi_topic", n_topics=4, generations_per_topic=50, topics_per_prompt=3,
+                         extra_topics_from=source, seed=3)
+    plan = build_plan(cfg)
+    sampled = set(plan.topics)
+    extras = [t for task in plan.tasks for t in task.topics[1:]]
+    for task in plan.tasks:
+        own, *others = task.topics
+        assert len(others) == 2 and own not in others and len(set(others)) == 2
+    if source == "sampled":  # the corpus covers exactly the 𝒯 topics
+        assert set(extras) == sampled
+    else:  # 400 draws from a 418-topic taxonomy reach far beyond the 4 sampled ones
+        assert len(set(extras) - sampled) > 100
+    assert plan.task_meta(plan.tasks[0])["extra_topics"] == [list(t.path) for t in plan.tasks[0].topics[1:]]
+
+
+def test_multi_topic_with_two_sampled_topics_offers_the_other_one():
+    plan = build_plan(GenerateConfig(family="multi_topic", n_topics=2, generations_per_topic=3, topics_per_prompt=5))
+    assert all(task.topics[1:] == tuple(t for t in plan.topics if t != task.topics[0]) for task in plan.tasks)
+
+
 def test_user_prompt_dir_adds_a_family_version(tmp_path):
     source = load_template("topic")
     (tmp_path / "topic.v2.yaml").write_text(
