@@ -49,6 +49,7 @@ QUALITY = {"full": {}, "no-repetition": {"repetition": False},
            "off": {"min_passage_words": 0, "min_stop_words": 0, "repetition": False}}
 FAMILIES = ["topic", "topic_style", "topic_style_persona", "multi_topic"]
 MULTI_TOPIC = {"multi_topic": "sampled", "multi_taxonomy": "taxonomy"}  # design label → extra_topics_from
+POOL_NAMES = {"sampled": "the sampled topics", "taxonomy": "the whole taxonomy"}
 METRICS = ["distinct_n", "ngram_diversity", "compression_ratio", "self_repetition",
            "vendi", "pairwise_cosine_distance", "remote_clique"]
 
@@ -162,7 +163,7 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
     multi = {lbl: pool for lbl, pool in MULTI_TOPIC.items() if pool in args.extra_topics_from}
     if "families" in args.parts:
         n_topics = args.family_topics or max(1, size // 2)
-        family_cell = dict(n_topics=n_topics, generations_per_topic=math.ceil(per_topic / n_topics))
+        family_cell = {"n_topics": n_topics, "generations_per_topic": math.ceil(per_topic / n_topics)}
         designs.update({f"family={f}": base_config(root, args, par, family=f, **family_cell)
                         for f in FAMILIES[:-1]})
         designs.update({f"family={lbl}": base_config(root, args, par, family="multi_topic",
@@ -184,7 +185,7 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     groups = [("topics", [f"T={t}" for t in topic_counts])]
     if "families" in args.parts:
-        groups += [(f"families, multi-topic extras from the {pool}",
+        groups += [(f"families, multi-topic extras from {POOL_NAMES[pool]}",
                     [f"family={f}" for f in FAMILIES[:-1]] + [f"family={lbl}"]) for lbl, pool in multi.items()]
     for group, labels in groups:
         if len(labels) > 1:
