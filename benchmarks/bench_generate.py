@@ -50,7 +50,8 @@ warnings.filterwarnings("ignore", category=ConstantInputWarning)
 # fail them, see docs/generate.md); or only the JSON contract
 QUALITY = {"full": {}, "no-repetition": {"repetition": False},
            "off": {"min_passage_words": 0, "min_stop_words": 0, "repetition": False}}
-FAMILIES = ["topic", "topic_style", "topic_style_persona", "multi_topic"]
+# the first three families; the fourth, multi_topic, is one design per pool of its extra topics
+SINGLE_TOPIC_FAMILIES = ["topic", "topic_style", "topic_style_persona"]
 MULTI_TOPIC = {"multi_topic": "sampled", "multi_taxonomy": "taxonomy"}  # design label → extra_topics_from
 POOL_NAMES = {"sampled": "the sampled topics", "taxonomy": "the whole taxonomy"}
 METRICS = ["distinct_n", "ngram_diversity", "compression_ratio", "self_repetition",
@@ -172,13 +173,12 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
     topic_counts = [t for t in (1, 4, 16) if t <= size] if "topics" in args.parts else []
     designs = {f"T={t}": base_config(root, args, par, family="topic", n_topics=t,
                                      generations_per_topic=math.ceil(per_topic / t)) for t in topic_counts}
-    # the fourth family once per pool its extra topics come from (MULTI_TOPIC: label → pool)
     multi = {lbl: pool for lbl, pool in MULTI_TOPIC.items() if pool in args.extra_topics_from}
     if "families" in args.parts:
         n_topics = args.family_topics or max(1, size // 2)
         family_cell = {"n_topics": n_topics, "generations_per_topic": math.ceil(per_topic / n_topics)}
         designs.update({f"family={f}": base_config(root, args, par, family=f, **family_cell)
-                        for f in FAMILIES[:-1]})
+                        for f in SINGLE_TOPIC_FAMILIES})
         designs.update({f"family={lbl}": base_config(root, args, par, family="multi_topic",
                                                      extra_topics_from=pool, **family_cell)
                         for lbl, pool in multi.items()})
@@ -201,7 +201,7 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
     groups = [("topics", [f"T={t}" for t in topic_counts])]
     if "families" in args.parts:
         groups += [(f"families, multi-topic extras from {POOL_NAMES[pool]}",
-                    [f"family={f}" for f in FAMILIES[:-1]] + [f"family={lbl}"]) for lbl, pool in multi.items()]
+                    [f"family={f}" for f in SINGLE_TOPIC_FAMILIES] + [f"family={lbl}"]) for lbl, pool in multi.items()]
     for group, labels in groups:
         if len(labels) > 1:
             n = min(len(corpora[lbl]) for lbl in labels)  # equal sizes within a comparison
