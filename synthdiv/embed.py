@@ -14,6 +14,7 @@ import math
 import os
 import posixpath
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from synthdiv import crash
 from synthdiv.config import StrictModel
 from synthdiv.corpus import Corpus, digest_documents
 from synthdiv.models import MINILM_ID, ModelNotFoundError, resolve_embedding_model
@@ -45,6 +47,9 @@ class EmbedConfig(StrictModel):
     normalize: bool = Field(True, description="Unit-length vectors (cosine = dot product).")
     max_seq_length: int | None = Field(None, gt=0, description="Truncate longer inputs (tokens).")
     shard_size: int = Field(10_000, ge=1, description="Documents per output shard (resume unit).")
+
+
+ENGINE = "embed-actor"  # the crash reports' file prefix (synthdiv.crash)
 
 
 class EmbedError(RuntimeError):
@@ -97,6 +102,7 @@ class SentenceEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
+        crash.arm(ENGINE)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cpu":
             torch.set_num_threads(threads)
@@ -107,6 +113,7 @@ class SentenceEmbedder:
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        crash.maybe_inject(ENGINE)
         vectors = self.model.encode(
             [str(t) for t in batch["text"]],
             batch_size=self.batch_size,
@@ -193,24 +200,29 @@ def _embed_pending(
         for lo in range(0, n, block)
     ]
     threads = cfg.threads_per_actor or max(1, int(cfg.cpus_per_actor))
-    remote_args: dict[str, Any] = {"num_cpus": cfg.cpus_per_actor}
+    # Ray Data restarts dead actors forever by default, so a crash that repeats (a native fault)
+    # would loop. A dead actor fails the stage instead; a rerun resumes from the finished shards.
+    # (Ray 2.60 deprecates extra remote args without offering another way to say this.)
+    remote_args: dict[str, Any] = {"num_cpus": cfg.cpus_per_actor, "max_restarts": 0}
     if cfg.gpus_per_actor:
         remote_args["num_gpus"] = cfg.gpus_per_actor
     # from_blocks keeps our blocks and reads their metadata here; from_arrow would spend a remote
     # task (seconds on a cold worker) just to read it
-    embedded = ray.data.from_blocks(tables).map_batches(
-        SentenceEmbedder,
-        fn_constructor_kwargs={
-            "model": model,
-            "normalize": cfg.normalize,
-            "max_seq_length": cfg.max_seq_length,
-            "batch_size": cfg.batch_size,
-            "threads": threads,
-        },
-        batch_size=cfg.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
-        **remote_args,
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        embedded = ray.data.from_blocks(tables).map_batches(
+            SentenceEmbedder,
+            fn_constructor_kwargs={
+                "model": model,
+                "normalize": cfg.normalize,
+                "max_seq_length": cfg.max_seq_length,
+                "batch_size": cfg.batch_size,
+                "threads": threads,
+            },
+            batch_size=cfg.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
+            **remote_args,
+        )
     by_index = {s.index: s for s in pending}
     buffers: dict[int, np.ndarray] = {}
     filled: dict[int, int] = {}
@@ -249,7 +261,14 @@ def run_embedding(corpus: Corpus, cfg: EmbedConfig, out_uri: str) -> EmbedResult
     if pending:
         if out.complete:  # until every shard is right again, readers must see it as unfinished
             out.fs.rm(posixpath.join(out.root, SUCCESS))
-        _embed_pending(corpus, cfg, model, out, pending)
+        since = time.time()
+        try:
+            _embed_pending(corpus, cfg, model, out, pending)
+        except Exception as err:  # an actor that died of a signal left a report: name it
+            if crash.find_report(ENGINE, since) is None:
+                raise
+            raise crash.crash_error(ENGINE, f"embedding actor ({model})", since=since,
+                                    cause=str(err).splitlines()[0]) from None
     settings = {k: v for k, v in plan[0].marker.items() if k not in ("n_docs", "digest")}
     out.mark_complete(
         {  # rewritten every time: it lists exactly this corpus's shards

@@ -19,6 +19,7 @@ from pydantic import Field, field_validator
 from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
 from synthdiv.embed import EmbedConfig, embed_corpus
+from synthdiv.errors import EngineCrashError
 from synthdiv.metrics import MetricContext, MetricResult, available, create
 from synthdiv.metrics.base import check_selection, close_resources
 from synthdiv.progress import ProgressFn, no_progress
@@ -148,6 +149,8 @@ def _compute(
     started = time.perf_counter()
     try:
         result = create(name, **(params or {})).compute(corpus, ctx)
+    except EngineCrashError:  # a dead engine is the stage's failure, not one metric's
+        raise
     except Exception:  # one broken metric must not lose the others' results
         return None, traceback.format_exc(limit=5)
     result.seconds = result.seconds or time.perf_counter() - started

@@ -26,7 +26,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-_COMMAND_MODULES = ["score", "validate", "generate", "train", "evaluate", "study", "jobs", "tracking"]
+_COMMAND_MODULES = ["score", "validate", "generate", "train", "evaluate", "study", "jobs", "tracking",
+                    "doctor"]
 
 
 def _register() -> None:
@@ -49,10 +50,14 @@ def main() -> None:
                        "TQDM_DISABLE": "1"}.items():  # lm-eval's tqdm bars interleave with ours
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\..*")
+    from synthdiv.errors import SynthdivError
     from synthdiv.runtime import StageKilled
 
     try:
         app()
+    except SynthdivError as err:  # expected and actionable: the whole message, no traceback
+        typer.echo(f"error: {err}", err=True)
+        raise SystemExit(1) from None
     except StageKilled as err:  # SIGTERM: the runs are marked KILLED; say so without a traceback
         typer.echo(f"stopped ({err}); finished work is kept: rerun the same command to resume", err=True)
         raise SystemExit(143) from None

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from synthdiv.config import LLMConfig
 from synthdiv.corpus_format import MANIFEST, digest_documents
+from synthdiv.errors import SynthdivError
 from synthdiv.generate.config import DedupConfig, GenerateConfig
 from synthdiv.generate.dedup import find_duplicates
 from synthdiv.generate.plan import GenerationPlan, GenerationTask, build_plan
@@ -33,8 +34,38 @@ from synthdiv.shards import ShardedOutput
 from synthdiv.stage import BaseStage, StageContext, StageResult
 
 RunnerFactory = Callable[[LLMConfig, str], LLMRunner]
-SHARD_COUNTS = ("n_requested", "n_ok", "n_rejected", "n_rejected_quality", "prompt_tokens",
-                "completion_tokens", "retries")
+SHARD_COUNTS = ("n_requested", "n_ok", "n_rejected", "n_rejected_quality", "n_invalid_json",
+                "n_engine_errors", "prompt_tokens", "completion_tokens", "retries")
+
+
+class GenerateError(SynthdivError):
+    """The generate stage produced nothing usable; the message gives the counts and the rejects."""
+
+
+def reject_counts(rejects: list[Doc]) -> dict[str, int]:
+    """Why samples were rejected: no answer at all (engine or transport error), invalid JSON,
+    the quality gate; the rest of ``n_rejected`` broke the sample schema."""
+    counts = {"n_rejected_quality": 0, "n_invalid_json": 0, "n_engine_errors": 0}
+    for reject in rejects:
+        if not reject["raw"]:
+            counts["n_engine_errors"] += 1
+        elif QUALITY_PREFIX in reject["error"]:
+            counts["n_rejected_quality"] += 1
+        elif "invalid JSON" in reject["error"] or "JSON answer is not" in reject["error"]:
+            counts["n_invalid_json"] += 1
+    return counts
+
+
+def no_valid_samples(totals: dict[str, int], rejects_uri: str) -> GenerateError:
+    other = totals["n_rejected"] - totals["n_rejected_quality"] - totals["n_invalid_json"] \
+        - totals["n_engine_errors"]
+    return GenerateError(
+        f"generate produced no valid samples: {totals['n_requested']} requested, "
+        f"{totals['n_requested'] - totals['n_engine_errors']} answered, "
+        f"{totals['n_invalid_json']} invalid JSON, {totals['n_rejected_quality']} rejected by the "
+        f"quality gate, {other} not of the sample schema, {totals['n_engine_errors']} engine "
+        f"errors (no answer). Each reject's reason and raw answer: {rejects_uri}"
+    )
 
 
 def to_documents(plan: GenerationPlan, tasks: list[GenerationTask], answers: list[ChatResponse],
@@ -102,6 +133,9 @@ class GenerateStage(BaseStage):
         if len(corpus.done_indices()) < len(shards):
             metrics["generate.complete"] = 0.0
             return StageResult(metrics=metrics, outputs=outputs)
+        if totals["n_ok"] == 0:  # fail here: a later stage would only see an empty corpus
+            ctx.tracker.log_metrics(metrics)
+            raise no_valid_samples(totals, rejects.uri)
         metrics.update(self._finalize(ctx, corpus, totals))
         return StageResult(metrics=metrics, outputs=outputs)
 
@@ -159,7 +193,7 @@ class GenerateStage(BaseStage):
             docs, bad = to_documents(self.plan, shard, replies, model_ids)
             counts = {
                 "n_requested": len(shard), "n_ok": len(docs), "n_rejected": len(bad),
-                "n_rejected_quality": sum(QUALITY_PREFIX in r["error"] for r in bad),
+                **reject_counts(bad),
                 "prompt_tokens": sum(a.prompt_tokens for a in replies),
                 "completion_tokens": sum(a.completion_tokens for a in replies),
                 "retries": sum(a.attempts - 1 for a in replies),

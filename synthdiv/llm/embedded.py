@@ -1,9 +1,10 @@
 """The embedded backend: a GGUF chat model run by llama.cpp (llama-cpp-python).
 
 Default model: the packaged SmolLM2-135M-Instruct GGUF (requantized to Q8_0 once), so a laptop
-needs no server, GPU or download. ``concurrency == 1`` answers in this process (no Ray: a first
-call costs only the model load); ``concurrency > 1`` spreads requests over Ray actors, each
-loading the model once.
+needs no server, GPU or download. The engine never runs in the caller's process: a native crash
+(llama.cpp on an unlucky CPU) must fail the stage with a report, not kill the driver. Inside a
+stage (Ray up) it runs on ``concurrency`` Ray actors, each loading the model once; without Ray
+(``concurrency == 1`` only) in one spawned child process (:class:`synthdiv.crash.IsolatedWorker`).
 
 JSON requests are grammar-constrained: the schema is compiled to a GBNF grammar that llama.cpp
 enforces while sampling, so the text is always valid JSON of that shape (unless cut off by
@@ -12,6 +13,7 @@ enforces while sampling, so the text is always valid JSON of that shape (unless 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from synthdiv import cpu, crash
 from synthdiv.config import LLMConfig
 from synthdiv.llm.base import ChatRequest, ChatResponse
 from synthdiv.models import ModelNotFoundError, smollm2_chat_gguf
@@ -35,6 +38,8 @@ ACTOR_NUM_CPUS = 0.5
 # which strict JSON parsers reject; llama.cpp's own converter excludes them, as we do here.
 _LOOSE_CHAR_RULE = 'char ::= [^"\\\\] |'
 _STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+ENGINE = "llm-engine"  # the crash reports' file prefix (synthdiv.crash)
+_LOAD_LOCK = threading.Lock()
 
 
 def resolve_gguf(model: str | None) -> Path:
@@ -58,12 +63,42 @@ def default_threads(concurrency: int) -> int:
     return max(1, (os.cpu_count() or 1) // concurrency)
 
 
+def _use_extra_buffers(requested: bool | None) -> bool:
+    """``engine_kwargs.use_extra_bufts`` if set, else whatever is safe on this CPU and build."""
+    if requested is not None:
+        return bool(requested)
+    return cpu.extra_buffers_safe(cpu.cpu_flags(), cpu.llama_build_features())
+
+
+@contextlib.contextmanager
+def _without_extra_buffers() -> Iterator[None]:
+    """Load with ``llama_model_params.use_extra_bufts = False``, a field ``Llama()`` does not
+    expose: its defaults come from ``llama_model_default_params``, wrapped here for one load."""
+    import llama_cpp.llama_cpp as lib
+
+    original = lib.llama_model_default_params
+
+    def defaults() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    with _LOAD_LOCK:
+        lib.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = original
+
+
 class LlamaChat:
     """One loaded llama.cpp model answering :class:`ChatRequest` objects one at a time."""
 
     def __init__(self, gguf_path: str, n_ctx: int, engine_kwargs: dict[str, Any], concurrency: int):
         from llama_cpp import Llama
 
+        engine_kwargs = dict(engine_kwargs)
+        self.extra_buffers = _use_extra_buffers(engine_kwargs.pop("use_extra_bufts", None))
         threads = engine_kwargs.get("n_threads") or default_threads(concurrency)
         # n_threads_batch (prompt evaluation) would otherwise default to every core
         kwargs = {
@@ -72,9 +107,15 @@ class LlamaChat:
             "verbose": False,
             **engine_kwargs,
         }
-        self.llama = Llama(model_path=gguf_path, n_ctx=n_ctx, **kwargs)
+        loading = contextlib.nullcontext() if self.extra_buffers else _without_extra_buffers()
+        with loading:
+            self.llama = Llama(model_path=gguf_path, n_ctx=n_ctx, **kwargs)
         self._grammars: dict[str, Any] = {}
         self._lock = threading.Lock()  # a llama.cpp context is not re-entrant
+
+    def stats(self) -> dict[str, Any]:
+        return {"grammars": len(self._grammars), "extra_buffers": self.extra_buffers,
+                "pid": os.getpid()}
 
     def grammar_for(self, schema: dict[str, Any]) -> Any:
         """GBNF grammar for ``schema``, converted once per distinct schema (keyed by its hash)."""
@@ -89,6 +130,7 @@ class LlamaChat:
         return self._grammars[key]
 
     def answer(self, request: ChatRequest) -> ChatResponse:
+        crash.maybe_inject(ENGINE)
         started = time.perf_counter()
         try:
             grammar = self.grammar_for(request.json_schema) if request.json_schema else None
@@ -123,55 +165,78 @@ class LlamaChat:
         return [self.answer(r) for r in requests]
 
 
+class LlamaChatWorker(LlamaChat):
+    """A :class:`LlamaChat` in a worker process of its own (a Ray actor), crash report armed."""
+
+    def __init__(self, *args: Any):
+        crash.arm(ENGINE)
+        super().__init__(*args)
+
+
 class EmbeddedBackend:
-    """llama.cpp chat backend; in-process for one engine, a Ray actor pool for several."""
+    """llama.cpp chat backend: Ray actors inside a stage, one child process without Ray."""
 
     name = "embedded"
 
     def __init__(self, cfg: LLMConfig):
         self.gguf_path = resolve_gguf(cfg.model)  # fail at build time, not at the first request
         self.model_id = f"gguf:{self.gguf_path.name}"
+        self.label = f"embedded LLM engine (llama.cpp, {self.model_id})"
         self.cfg = cfg
-        self._local: LlamaChat | None = None
+        self._child: crash.IsolatedWorker | None = None
         self._actors: list[Any] = []
+        self._actors_started = 0.0
         self._lock = threading.Lock()
 
     def _engine_args(self) -> tuple[str, int, dict[str, Any], int]:
         cfg = self.cfg
         return str(self.gguf_path), cfg.context_length, dict(cfg.engine_kwargs), cfg.concurrency
 
-    def _local_engine(self) -> LlamaChat:
-        with self._lock:  # load lazily: building a backend must stay instant
-            if self._local is None:
-                self._local = LlamaChat(*self._engine_args())
-            return self._local
+    def _child_engine(self) -> crash.IsolatedWorker:
+        with self._lock:  # start lazily: building a backend must stay instant
+            if self._child is None:
+                self._child = crash.IsolatedWorker(ENGINE, self.label, LlamaChat, *self._engine_args())
+            return self._child
 
     def _actor_pool(self) -> list[Any]:
         import ray
 
-        if not ray.is_initialized():
-            raise RuntimeError(
-                "embedded backend with concurrency > 1 runs on Ray actors: run it inside a stage "
-                "(synthdiv.runtime.ray_session) or set llm.concurrency: 1"
-            )
         with self._lock:
             if not self._actors:
-                actor_cls = ray.remote(num_cpus=ACTOR_NUM_CPUS)(LlamaChat)
+                actor_cls = ray.remote(num_cpus=ACTOR_NUM_CPUS)(LlamaChatWorker)
+                self._actors_started = time.time()
                 self._actors = [
                     actor_cls.remote(*self._engine_args()) for _ in range(self.cfg.concurrency)
                 ]
             return self._actors
 
+    def engine_stats(self) -> list[dict[str, Any]]:
+        """Each engine's :meth:`LlamaChat.stats` (starts the engines if needed)."""
+        import ray
+
+        if ray.is_initialized():
+            return ray.get([actor.stats.remote() for actor in self._actor_pool()])
+        return [self._child_engine().call("stats")]
+
     def run(self, requests: Iterable[ChatRequest]) -> Iterator[ChatResponse]:
-        if self.cfg.concurrency == 1:
-            engine = self._local_engine()
-            for request in requests:
-                yield engine.answer(request)
+        import ray
+
+        if ray.is_initialized():
+            yield from self._run_on_actors(list(requests))
             return
-        yield from self._run_on_actors(list(requests))
+        if self.cfg.concurrency > 1:
+            raise RuntimeError(
+                "embedded backend with concurrency > 1 runs on Ray actors: run it inside a stage "
+                "(synthdiv.runtime.ray_session) or set llm.concurrency: 1"
+            )
+        engine = self._child_engine()
+        pending = list(requests)
+        for i in range(0, len(pending), self.cfg.batch_size):
+            yield from engine.call("answer_many", pending[i : i + self.cfg.batch_size])
 
     def _run_on_actors(self, requests: list[ChatRequest]) -> Iterator[ChatResponse]:
         import ray
+        from ray.exceptions import RayActorError
 
         actors = self._actor_pool()
         size = self.cfg.batch_size
@@ -186,7 +251,10 @@ class EmbeddedBackend:
             batch = pending.pop(done[0])
             try:
                 yield from ray.get(done[0])
-            except Exception as err:  # noqa: BLE001 -- a dead actor fails its batch, not the run
+            except RayActorError as err:  # the engine died: a crash, not a bad answer
+                raise crash.crash_error(ENGINE, self.label, since=self._actors_started,
+                                        cause=str(err).splitlines()[0]) from None
+            except Exception as err:  # noqa: BLE001 -- a failed batch fails its requests only
                 reason = f"embedded actor failed: {type(err).__name__}: {err}"
                 yield from (ChatResponse(id=r.id, error=reason[:2000]) for r in batch)
 
@@ -199,6 +267,6 @@ class EmbeddedBackend:
             for actor in self._actors:
                 ray.kill(actor)
         self._actors = []
-        if self._local is not None:
-            self._local.llama.close()
-            self._local = None
+        if self._child is not None:
+            self._child.close()
+            self._child = None

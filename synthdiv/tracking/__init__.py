@@ -48,7 +48,9 @@ TAG_JOB = "synthdiv.job_id"
 TAG_CONFIG = "synthdiv.config_digest"
 TAG_DATASET = "synthdiv.dataset_digest"
 TAG_PARENT = "mlflow.parentRunId"
+TAG_ERROR = "synthdiv.error"  # why the run FAILED; cleared when a rerun reopens it
 MAX_PARAM_CHARS = 6000
+MAX_TAG_CHARS = 5000  # under MLflow's limit on a tag value
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
 
 
@@ -353,6 +355,9 @@ def stage_run(
     except (KeyboardInterrupt, StageKilled):
         status = "KILLED"
         raise
+    except Exception as err:  # the reason a run FAILED, readable in the UI's tags
+        tracker.set_tags({TAG_ERROR: f"{type(err).__name__}: {err}"[:MAX_TAG_CHARS]})
+        raise
     finally:
         tracker.end(status)
         if not tracker.online:
@@ -367,6 +372,8 @@ def open_run(client: MlflowClient, uri: str, experiment: str, job_id: str, stage
     if run_id is None:
         return client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
     client.update_run(run_id, status="RUNNING")
+    if TAG_ERROR in client.get_run(run_id).data.tags:  # the failure it records is history now
+        client.delete_tag(run_id, TAG_ERROR)
     return run_id
 
 

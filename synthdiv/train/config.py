@@ -79,8 +79,9 @@ class FaultSpec(StrictModel):
 
     fail_at_step: int | None = Field(None, ge=0, description="Kill a worker before this step.")
     fail_rank: int = Field(0, ge=0)
-    fail_mode: Literal["raise", "exit"] = Field(
-        "raise", description="raise = worker error; exit = the worker process dies."
+    fail_mode: Literal["raise", "exit", "abort"] = Field(
+        "raise", description="raise = worker error; exit = the worker process exits; "
+        "abort = it dies of SIGABRT, as a native crash does."
     )
     nan_at_step: int | None = Field(None, ge=0, description="Make the loss NaN at this step.")
 

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from pydantic import BaseModel
 
+from synthdiv import crash
 from synthdiv.shards import filesystem
 from synthdiv.train import checkpoint
 from synthdiv.train.config import FaultSpec, TrainBlock
@@ -66,6 +67,9 @@ def initial_model(spec: LoopSpec) -> torch.nn.Module:
     return build_model(config, spec.train.schedule.seed)
 
 
+WORKER_ENGINE = "train-worker"  # the crash reports' file prefix (synthdiv.crash)
+
+
 class FaultHooks:
     """Config-driven faults for recovery tests; a marker file makes each fire once per run."""
 
@@ -88,6 +92,8 @@ class FaultHooks:
         if self._fire_once(f"fail_at_{step}"):
             if spec.fail_mode == "exit":
                 os._exit(1)
+            if spec.fail_mode == "abort":
+                os.abort()
             raise RuntimeError(f"injected fault at step {step} on rank {self.rank}")
 
     def corrupt_loss(self, step: int, loss: torch.Tensor) -> torch.Tensor:
@@ -120,6 +126,7 @@ def train_worker(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
+    crash.arm(WORKER_ENGINE)
     spec = LoopSpec.model_validate(config["spec"])
     tracker = config.get("tracker")
     ctx = ray.train.get_context()

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import time
 from typing import Any
 
+from synthdiv import crash
 from synthdiv.shards import filesystem
 from synthdiv.stage import StageContext
 from synthdiv.tracking import Tracker
 from synthdiv.train import checkpoint
 from synthdiv.train.config import TrainBlock
-from synthdiv.train.loop import DIVERGED_FILE, LoopSpec, train_worker
+from synthdiv.train.loop import DIVERGED_FILE, WORKER_ENGINE, LoopSpec, train_worker
 from synthdiv.train.store import localize
 
 RAY_RUN_NAME = "train"
@@ -91,9 +93,13 @@ def run_training(spec: LoopSpec, tracker: Tracker | None) -> dict[str, Any]:
         ),
         validation_config=validation_config(spec, tracker),
     )
+    started = time.time()
     try:
         result = trainer.fit()
     except Exception as err:
+        if crash.find_report(WORKER_ENGINE, started) is not None:  # a worker died of a signal
+            raise crash.crash_error(WORKER_ENGINE, f"{spec.stage} training worker", since=started,
+                                    cause=str(err).splitlines()[0]) from err
         raise TrainingFailedError(
             f"{spec.stage} failed (max_failures={train.checkpoint.max_failures}): {err}"
         ) from err

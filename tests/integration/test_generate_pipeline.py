@@ -15,7 +15,7 @@ from synthdiv.corpus import CorpusError, read_corpus
 from synthdiv.generate.config import GenerateConfig
 from synthdiv.generate.grid import GenerateGridConfig, run_grid
 from synthdiv.generate.mix import MixConfig, mix_corpora
-from synthdiv.generate.pipeline import generate_corpus
+from synthdiv.generate.pipeline import GenerateError, generate_corpus
 from synthdiv.generate.plan import build_plan
 from synthdiv.generate.preflight import GeneratorUnavailable
 from synthdiv.shards import SUCCESS
@@ -183,6 +183,28 @@ def test_degenerate_text_is_retried_then_rejected_by_the_quality_gate(ray_local,
                for line in f.read_text().splitlines()]
     assert all("quality: passage 1 has 1 words (< 6)" in r["error"] for r in rejects)
     assert all(r["meta"]["topic_path"][-1] == server_topics[2] for r in rejects)
+
+
+def test_no_valid_sample_fails_the_stage_with_its_counts(ray_local, runtime, server_topics, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    from synthdiv.tracking import TAG_ERROR
+
+    script = {f"Subtopic: {t}": [{"content": MALFORMED}] for t in server_topics}
+    with ScriptedOpenAIServer(script) as server:
+        cfg = _config(server, runtime)
+        with pytest.raises(GenerateError) as caught:
+            generate_corpus(cfg)
+    message = str(caught.value)
+    assert ("12 requested, 12 answered, 12 invalid JSON, 0 rejected by the quality gate, "
+            "0 not of the sample schema, 0 engine errors") in message
+    client = MlflowClient(mlflow_server)
+    exp = client.get_experiment_by_name(runtime.experiment)
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FAILED" and "no valid samples" in run.data.tags[TAG_ERROR]
+    assert run.data.metrics["generate.n_invalid_json"] == 12.0
+    rejects = message.split("raw answer: ")[1].strip()
+    assert sum(1 for p in Path(rejects).glob("*.jsonl") for _ in p.open()) == 12  # none lost
 
 
 def test_unreachable_generator_fails_before_work(ray_local, runtime):

@@ -74,8 +74,9 @@ def test_json_schema_answers_are_valid_json_of_that_shape(backend):
         assert set(parsed) == {"topic", "score"}
         assert isinstance(parsed["topic"], str) and isinstance(parsed["score"], int)
         assert answer.prompt_tokens > 0 and answer.completion_tokens > 0
-    # one schema, one converted grammar, reused by every request
-    assert len(backend._local_engine()._grammars) == 1
+    # one schema, one converted grammar, reused by every request, in an engine process of its own
+    stats = backend.engine_stats()
+    assert [s["grammars"] for s in stats] == [1] and stats[0]["pid"] != os.getpid()
 
 
 def test_decoding_params_are_honoured(backend):
@@ -146,3 +147,33 @@ def test_concurrency_uses_ray_actors(smollm2_gguf, ray_local):
         backend.close()
     assert sorted(a.id for a in answers) == [f"doc-{i}" for i in range(5)]
     assert all(a.ok and json.loads(a.text) for a in answers)
+
+
+def _load_as_if_amx(amx: bool) -> dict:
+    """In a child process: make this CPU and build look as if they had AMX (or not), then load
+    the packaged model and answer once."""
+    import llama_cpp.llama_cpp as lib
+
+    from synthdiv import cpu
+    from synthdiv.llm.base import ChatRequest
+    from synthdiv.llm.embedded import LlamaChat
+    from synthdiv.models import smollm2_chat_gguf
+
+    flags = {"avx2", "fma", "amx_tile", "amx_int8"} if amx else {"avx2", "fma"}
+    cpu.cpu_flags = lambda cpuinfo=None: frozenset(flags)
+    cpu.llama_build_features = lambda: {"AVX2": True, "AMX_INT8": True}
+    defaults = lib.llama_model_default_params
+    chat = LlamaChat(str(smollm2_chat_gguf()), 512, {}, 1)
+    answer = chat.answer(ChatRequest(id="a", messages=[{"role": "user", "content": "Hi"}], max_tokens=4))
+    return {"extra_bufts": chat.llama.model_params.use_extra_bufts, "ok": answer.ok,
+            "defaults_restored": lib.llama_model_default_params is defaults,
+            "stats": chat.stats()["extra_buffers"]}
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_amx_guard_reaches_llama_cpp_and_the_model_still_answers(amx, smollm2_gguf):
+    from synthdiv.crash import run_isolated
+
+    out = run_isolated("llm-engine", "guard probe", _load_as_if_amx, amx, timeout=300)
+    assert out["extra_bufts"] is (not amx) and out["stats"] is (not amx)
+    assert out["ok"] and out["defaults_restored"]

@@ -155,3 +155,20 @@ def test_fsdp2_inside_ray_train_reaches_the_ddp_weights(ray_local, runtime, corp
     assert a.keys() == b.keys()
     for name in a:  # same data, seeds and math; only the reduction order differs
         assert torch.allclose(a[name], b[name], atol=1e-5), name
+
+
+def test_a_worker_dying_of_a_signal_fails_the_stage_with_its_crash_report(ray_local, runtime, corpus,
+                                                                         mlflow_server):
+    from synthdiv.errors import EngineCrashError
+    from synthdiv.tracking import TAG_ERROR
+
+    cfg = config(runtime, corpus, faults={"fail_at_step": 1, "fail_rank": 0, "fail_mode": "abort"})
+    with pytest.raises(EngineCrashError) as caught:
+        run_stage(PretrainStage(cfg))
+    err = caught.value
+    assert err.signal == "SIGABRT" and "pretrain training worker died with SIGABRT" in str(err)
+    assert err.log and "before_step" in Path(err.log).read_text()  # the stack of the dying call
+    client = MlflowClient(mlflow_server)
+    exp = client.get_experiment_by_name(runtime.experiment)
+    (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`synthdiv.stage` = 'pretrain'")
+    assert run.info.status == "FAILED" and "SIGABRT" in run.data.tags[TAG_ERROR]

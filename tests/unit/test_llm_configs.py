@@ -68,7 +68,7 @@ def test_missing_model_paths_fail_at_build_time(tmp_path):
 
 def test_building_the_embedded_backend_does_not_load_the_model(smollm2_gguf):
     backend = build_backend(LLMConfig())
-    assert backend._local is None  # loaded on the first request: build stays instant
+    assert backend._child is None and not backend._actors  # started on the first request
 
 
 def test_embedded_grammar_excludes_raw_control_characters():
