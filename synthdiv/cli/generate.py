@@ -42,7 +42,7 @@ def generate(
     tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."),
     experiment: str | None = typer.Option(None, help="MLflow experiment name."),
 ) -> None:
-    """Generate a synthetic corpus of controlled diversity (METHOD.md §3).
+    """Generate a synthetic corpus of controlled diversity (docs/method.md §3).
 
     Samples 𝒯 topics from a taxonomy, asks the generator for 𝒢 samples per topic with the chosen
     prompt family (passages + a multiple-choice question, as JSON), validates, renders and writes

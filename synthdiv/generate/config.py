@@ -1,4 +1,4 @@
-"""Typed knobs of ``synthdiv generate`` (METHOD.md §3): 𝒯 topics × 𝒢 generations per topic, the
+"""Typed knobs of ``synthdiv generate`` (docs/method.md §3): 𝒯 topics × 𝒢 generations per topic, the
 prompt family, style/persona weights, one generator or a weighted mix, seed, output layout."""
 
 from __future__ import annotations

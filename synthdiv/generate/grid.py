@@ -1,4 +1,4 @@
-"""Experiment grids (METHOD.md §3 experiments): one config that expands into one corpus per cell
+"""Experiment grids (docs/method.md §3 experiments): one config that expands into one corpus per cell
 of 𝒯 × 𝒢 × families × generator mixes, each its own generate job and MLflow run (children of one
 grid run), tagged with its lineage (grid name, cell, axis values)."""
 

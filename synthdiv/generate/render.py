@@ -1,4 +1,4 @@
-"""Validated samples → training text (METHOD.md §3): the passages as plain paragraphs, then the
+"""Validated samples → training text (docs/method.md §3): the passages as plain paragraphs, then the
 question with a randomized header, option enumeration and answer prefix. The randomness is seeded
 per document, so a rerun (or a resumed shard) renders byte-identical text."""
 

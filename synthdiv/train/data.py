@@ -1,7 +1,7 @@
 """Pretraining data: read corpora, weight them into a mixture, tokenize and pack shard by shard.
 
 Each corpus contributes ``target_tokens`` (or ``weight`` × its own token count), which is how
-synthetic data is "up-weighted to a target of effective tokens" (METHOD.md §4). Two passes over
+synthetic data is "up-weighted to a target of effective tokens" (docs/method.md §4). Two passes over
 Ray Data, and the driver only ever holds counts:
 
 1. read + validate each corpus (:func:`synthdiv.corpus.read_corpus_dataset`, rejects

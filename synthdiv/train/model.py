@@ -3,7 +3,7 @@
 Using the transformers class (RMSNorm, RoPE, SwiGLU, SDPA attention) means every checkpoint is a
 plain Hugging Face directory that lm-eval and vLLM load as is.
 
-Presets (METHOD.md §4, context 2048, multi-head attention, head dim 64):
+Presets (docs/method.md §4, context 2048, multi-head attention, head dim 64):
 
 | preset | hidden | intermediate | layers | heads | embeddings | params (vocab 49152) |
 |--------|--------|--------------|--------|-------|------------|----------------------|

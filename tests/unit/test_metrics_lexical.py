@@ -50,7 +50,7 @@ def brute_ngrams(text: str, n: int) -> list[tuple[str, ...]]:
 
 
 def brute_self_repetition(texts: list[str], n: int) -> float:
-    """METHOD.md §2 read literally: a pairwise loop over documents."""
+    """docs/method.md §2 read literally: a pairwise loop over documents."""
     sets = [set(brute_ngrams(t, n)) for t in texts]
     scores = []
     for i, mine in enumerate(sets):

@@ -13,7 +13,7 @@ VOCAB = 49152  # SmolLM2 tokenizer
 
 @pytest.mark.parametrize("preset, expected", [
     ("tiny", 3_277_120),
-    ("350m", 356_898_240),     # tied embeddings, METHOD.md's 960/2560/28/15
+    ("350m", 356_898_240),     # tied embeddings, docs/method.md's 960/2560/28/15
     ("1b", 1_275_136_000),     # untied, 2048/8192/16/32
 ])
 def test_preset_parameter_counts(preset, expected):
