@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from synthdiv.config import ConfigError, load_config, parse_config
@@ -18,8 +19,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print a one-line error and exit: the CLI's only way to report bad input."""
-    console.print(f"[bold red]error:[/] {message}")
+    """Print the whole error (escaped: a message's brackets are not markup) and exit: the CLI's
+    only way to report bad input."""
+    console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 

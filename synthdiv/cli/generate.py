@@ -66,7 +66,7 @@ def generate(
             with rich_progress(console) as progress:
                 results = run_grid(cfg, progress)
         except _GENERATE_ERRORS as err:
-            fail(str(err).splitlines()[0])
+            fail(str(err))
             return
         rows = [{"cell": name, **_summary(r.metrics), "corpus": r.outputs.get("corpus")}
                 for name, r in results.items()]
@@ -85,7 +85,7 @@ def generate(
         with rich_progress(console) as progress:
             result = generate_corpus(cfg, max_new_shards=max_shards, progress=progress)
     except _GENERATE_ERRORS as err:
-        fail(str(err).splitlines()[0])
+        fail(str(err))
         return
     print_rows("generate", [_summary(result.metrics)])
     state = "complete" if result.metrics.get("generate.complete") else "UNFINISHED (rerun to resume)"
@@ -126,7 +126,7 @@ def mix(
     try:
         result = mix_corpora(cfg)
     except (CorpusError, ValueError, FileNotFoundError) as err:
-        fail(str(err).splitlines()[0])
+        fail(str(err))
         return
     print_rows("mixture", result.extra["manifest"]["sources"],
                ["source", "docs_in", "raw_tokens", "target_tokens", "effective_tokens", "docs_out"])

@@ -73,7 +73,7 @@ def score(
         with rich_progress(console) as progress:
             result = score_corpus(cfg, progress)
     except (CorpusError, FileNotFoundError, ValueError) as err:
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        fail(str(err) or type(err).__name__)
         return
     extra = result.extra
     report = extra["validation"]

@@ -36,7 +36,7 @@ def _run(stage: Any) -> None:
     try:
         result = run_stage(stage)
     except (TrainingDivergedError, TrainingFailedError, FileNotFoundError, ValueError) as err:
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__, code=1)
+        fail(str(err) or type(err).__name__, code=1)
         return
     print_rows(f"{stage.name} result", [{**result.metrics, **{
         k: v for k, v in result.outputs.items() if k in ("model", "model_uri")}}])
