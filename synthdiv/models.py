@@ -55,6 +55,22 @@ def smollm2_chat_gguf() -> Path:
     target = cache_root() / SMOLLM2_Q8_NAME
     if target.is_file():
         return target
+    from synthdiv.crash import run_isolated
+
+    # A unique temp name + rename: concurrent first calls (Ray actors) never read a torn file.
+    fd, tmp = tempfile.mkstemp(prefix="smollm2-q8-", suffix=".gguf", dir=cache_root())
+    os.close(fd)
+    try:  # native code: in a child process, so a crash is reported rather than fatal
+        run_isolated("llm-quantize", "llama.cpp quantizer", _requantize_q8,
+                     str(smollm2_gguf_path()), tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _requantize_q8(source: str, destination: str) -> None:
     import ctypes
     import logging
 
@@ -65,20 +81,9 @@ def smollm2_chat_gguf() -> Path:
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
     params.allow_requantize = True
     params.nthread = os.cpu_count() or 1
-    # A unique temp name + rename: concurrent first calls (Ray actors) never read a torn file.
-    fd, tmp = tempfile.mkstemp(prefix="smollm2-q8-", suffix=".gguf", dir=cache_root())
-    os.close(fd)
-    try:
-        status = llama_cpp.llama_model_quantize(
-            str(smollm2_gguf_path()).encode(), tmp.encode(), ctypes.byref(params)
-        )
-        if status != 0:
-            raise RuntimeError(f"llama.cpp could not requantize the packaged SmolLM2 (status {status})")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    status = llama_cpp.llama_model_quantize(source.encode(), destination.encode(), ctypes.byref(params))
+    if status != 0:
+        raise RuntimeError(f"llama.cpp could not requantize the packaged SmolLM2 (status {status})")
 
 
 def minilm_path() -> Path:
