@@ -141,11 +141,19 @@ def resolved_yaml(cfg: BaseModel) -> str:
 
 
 def config_digest(cfg: BaseModel, exclude: set[str] | None = None) -> str:
-    """Content hash of what determines the outputs. ``runtime`` is excluded by default: moving a
-    job from a laptop to a cluster must not change its identity."""
+    """Content hash of what determines the outputs. Excluded by default: ``runtime`` (moving a
+    job from a laptop to a cluster must not change its identity) and the config class's
+    ``IDENTITY_EXCLUDE``, dotted paths of settings that do not change the result (how many
+    workers, how often to checkpoint): a rerun with other values resumes the same job."""
     data = resolved_dict(cfg)
-    for key in exclude if exclude is not None else {"runtime"}:
-        data.pop(key, None)
+    default = {"runtime", *getattr(cfg, "IDENTITY_EXCLUDE", ())}
+    for key in exclude if exclude is not None else default:
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

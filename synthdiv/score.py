@@ -24,6 +24,7 @@ from synthdiv.metrics import MetricContext, MetricResult, available, create
 from synthdiv.metrics.base import check_selection, close_resources
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.report_plots import plot_scores
+from synthdiv.shards import SUCCESS, filesystem, write_json_atomic
 from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
 
 # Metrics that need settings no default can supply (a second LM) are opt-in.
@@ -91,6 +92,10 @@ class ScoreStage(BaseStage):
             {"corpus.n_in": report.n_in, "corpus.n_ok": report.n_ok, "corpus.n_rejected": report.n_rejected}
             | {f"corpus.rejected.{k}": v for k, v in report.reasons.items()}
         )
+        finished = _finished_scores(ctx.output_dir, corpus.digest)
+        if finished is not None:  # this job scored this very corpus before: its marker says so
+            ctx.tracker.log_metrics(finished["metrics"])
+            return _result(finished, report, name)
         metric_ctx = MetricContext(
             seed=cfg.seed,
             n_seeds=cfg.n_seeds,
@@ -108,15 +113,18 @@ class ScoreStage(BaseStage):
         artifacts = _write_report(rows, failures, Path(metric_ctx.work_dir) / "report", name)
         if failures:
             ctx.tracker.set_tags({"synthdiv.failed_metrics": ",".join(sorted(failures))})
-        return StageResult(
+        finished = {
             # The scores are part of the result (not only logged) so a study feeds the same
-            # numbers downstream whether the stage ran now or was reused from MLflow.
-            metrics=values | {"score.metrics_ok": len(rows), "score.metrics_failed": len(failures)},
-            tables={"scores": rows},
-            artifacts={"report": artifacts},
-            outputs={"scores": str(artifacts / "scores.json"), "dataset_digest": corpus.digest},
-            extra={"rows": rows, "failures": failures, "validation": report, "corpus_name": name},
-        )
+            # numbers downstream whether the stage ran now or was reused.
+            "metrics": values | {"score.metrics_ok": len(rows), "score.metrics_failed": len(failures)},
+            "rows": rows, "failures": failures, "dataset_digest": corpus.digest,
+            "scores_json": str(artifacts / "scores.json"),
+        }
+        if not failures:  # a failed metric is worth another try on a rerun
+            write_json_atomic(_marker(ctx.output_dir), finished)
+        result = _result(finished, report, name)
+        result.artifacts = {"report": artifacts}
+        return result
 
 
     def _compute_all(
@@ -170,6 +178,30 @@ def _metric_values(result: MetricResult) -> dict[str, float]:
 
 def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _marker(output_dir: str) -> str:
+    return f"{output_dir.rstrip('/')}/{SUCCESS}"
+
+
+def _finished_scores(output_dir: str, digest: str) -> dict[str, Any] | None:
+    """What a finished run of this job recorded, if it scored a corpus with this digest: a rerun
+    (the MLflow server down, or the run deleted) then costs no LLM call."""
+    fs, path = filesystem(_marker(output_dir))
+    if not fs.exists(path):
+        return None
+    finished = json.loads(fs.cat_file(path))
+    return finished if finished.get("dataset_digest") == digest else None
+
+
+def _result(finished: dict[str, Any], report: Any, name: str) -> StageResult:
+    return StageResult(
+        metrics=finished["metrics"],
+        tables={"scores": finished["rows"]},
+        outputs={"scores": finished["scores_json"], "dataset_digest": finished["dataset_digest"]},
+        extra={"rows": finished["rows"], "failures": finished["failures"], "validation": report,
+               "corpus_name": name},
+    )
 
 
 def _write_report(rows: list[dict[str, Any]], failures: dict[str, str], out: Path, name: str) -> Path:

@@ -6,7 +6,7 @@ longer than the model's context) fails here, before Ray starts, with the key nam
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -163,7 +163,15 @@ class PretrainData(StrictModel):
     )
 
 
+# What does not change the trained model: where and how fast it trains, how often it is saved,
+# the scores of its data (tags, for lineage) and the registry name. A rerun that changes only
+# these resumes the same job instead of training a multi-day model again from step 0.
+TRAIN_IDENTITY_EXCLUDE = frozenset({"train.scale", "train.checkpoint", "train.eval_checkpoints",
+                                    "diversity_scores", "register_as"})
+
+
 class PretrainConfig(StrictModel):
+    IDENTITY_EXCLUDE: ClassVar[frozenset[str]] = TRAIN_IDENTITY_EXCLUDE
     runtime: RuntimeConfig = RuntimeConfig()
     model: ModelSpec = ModelSpec()
     data: PretrainData
@@ -205,6 +213,7 @@ class SftData(StrictModel):
 
 
 class SftConfig(StrictModel):
+    IDENTITY_EXCLUDE: ClassVar[frozenset[str]] = TRAIN_IDENTITY_EXCLUDE
     runtime: RuntimeConfig = RuntimeConfig()
     base_model: str = Field(description="Pretrained HF model dir (local or s3://), e.g. a "
                             "pretrain run's model/ output.")

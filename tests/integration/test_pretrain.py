@@ -172,3 +172,12 @@ def test_a_worker_dying_of_a_signal_fails_the_stage_with_its_crash_report(ray_lo
     exp = client.get_experiment_by_name(runtime.experiment)
     (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`synthdiv.stage` = 'pretrain'")
     assert run.info.status == "FAILED" and "SIGABRT" in run.data.tags[TAG_ERROR]
+
+
+def test_new_scores_or_worker_count_reuse_the_finished_pretrain(ray_local, runtime, corpus):
+    first = run_stage(PretrainStage(config(runtime, corpus)), reuse=True)
+    moved = config(runtime, corpus, scale={"num_workers": 1, "cpus_per_worker": 1})
+    moved = moved.model_copy(update={"diversity_scores": {"cluster_agent": 4.4}})
+    again = run_stage(PretrainStage(moved), reuse=True)
+    assert again.extra.get("reused") and again.outputs["mlflow_run_id"] == first.outputs["mlflow_run_id"]
+    assert again.outputs["model"] == first.outputs["model"]

@@ -49,6 +49,28 @@ def test_score_logs_every_metric_and_quarantines(ray_local, runtime, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_finished_score_is_not_computed_again_even_without_its_mlflow_run(
+    ray_local, runtime, tmp_path, monkeypatch
+):
+    import synthdiv.score as score_module
+
+    cfg = ScoreConfig(runtime=runtime, corpus=CorpusConfig(path=str(_corpus(tmp_path, bad_rows=False))),
+                      metrics={"distinct_n": {}, "compression_ratio": {}}, n_seeds=1)
+    first = score_corpus(cfg)
+    MlflowClient(runtime.tracking_uri).delete_run(first.outputs["mlflow_run_id"])  # record gone
+
+    def no_metric(*args, **kwargs):
+        raise AssertionError("a metric was computed again")
+
+    monkeypatch.setattr(score_module, "create", no_metric)
+    again = score_corpus(cfg)  # same job: the storage marker answers
+    assert again.outputs["mlflow_run_id"] != first.outputs["mlflow_run_id"]
+    assert again.extra["rows"] == first.extra["rows"] and not again.extra["failures"]
+    logged = MlflowClient(runtime.tracking_uri).get_run(again.outputs["mlflow_run_id"]).data.metrics
+    assert logged[metric_keys("distinct_n")["value"]] == first.extra["rows"][0]["value"]
+
+
+@pytest.mark.slow
 def test_more_topics_score_more_diverse(ray_local, runtime, tmp_path):
     narrow = _corpus(tmp_path / "a", n_topics=1, per_topic=20, bad_rows=False)
     wide = _corpus(tmp_path / "b", n_topics=5, per_topic=4, bad_rows=False)

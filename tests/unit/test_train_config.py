@@ -52,3 +52,23 @@ def test_examples_validate(name, model):
         assert cfg.train.schedule.global_batch_size == 256 and cfg.model.preset == "350m"
     if name == "pretrain_1b.yaml":
         assert cfg.train.schedule.global_batch_size == 128 and cfg.train.scale.strategy == "fsdp"
+
+
+def test_identity_ignores_what_does_not_change_the_model():
+    from synthdiv.config import config_digest, parse_config
+    from synthdiv.train.config import PretrainConfig
+
+    def digest(**train) -> str:
+        scores = train.pop("scores", {"cluster_agent": 3.9})
+        block = {"schedule": {"global_batch_size": 8, "micro_batch_size": 4}, **train}
+        return config_digest(parse_config({
+            "data": {"corpora": [{"corpus": {"path": "/data"}}]}, "train": block,
+            "diversity_scores": scores,
+        }, PretrainConfig))
+
+    base = digest()
+    assert digest(scale={"num_workers": 2}) == base
+    assert digest(checkpoint={"every_steps": 7, "num_to_keep": 1}) == base
+    assert digest(scores={"cluster_agent": 4.2}) == base
+    assert digest(optim={"lr": 1e-3}) != base  # the optimizer decides the model
+    assert digest(schedule={"global_batch_size": 8, "micro_batch_size": 4, "seed": 1}) != base
