@@ -43,7 +43,12 @@ class StudyConfig(StrictModel):
     mix: dict[str, Any] = Field(default_factory=dict, description="Mix config (with real_data).")
     model_sizes: list[str] = Field(default_factory=lambda: ["tiny"], min_length=1)
     pretrain: dict[str, Any] = Field(default_factory=dict, description="Pretrain config (no data).")
+    pretrain_by_size: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Model size → overrides of `pretrain` for that size "
+        "(its batch, token budget, parallelism): a 1b model does not inherit 350m's recipe.")
     sft: dict[str, Any] | None = Field(default_factory=dict, description="None skips SFT.")
+    sft_by_size: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Model size → overrides of `sft` for that size.")
     eval: dict[str, Any] = Field(default_factory=dict, description="Eval config (no model).")
     correlate: dict[str, Any] = Field(default_factory=dict)
 
@@ -58,6 +63,10 @@ class StudyConfig(StrictModel):
                 label = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, values))
                 self.corpora.append(CorpusVariant(name=label, generate=overrides))
             self.grid = {}
+        for field in ("pretrain_by_size", "sft_by_size"):
+            unknown = sorted(set(getattr(self, field)) - set(self.model_sizes))
+            if unknown:
+                raise ValueError(f"{field} names sizes not in model_sizes {self.model_sizes}: {unknown}")
         names = [c.name for c in self.corpora]
         if len(names) < 2:
             raise ValueError("a study needs at least two corpora (corpora: or grid:) to correlate")
@@ -121,11 +130,12 @@ def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
         if cfg.real_data is not None:
             mix_config(cfg, variant, PENDING + "corpus", rt)
         for size in cfg.model_sizes:
-            pre = _merge(cfg.pretrain, {"model": {"preset": size}}) | {"runtime": rt}
-            pre["data"] = _merge(cfg.pretrain.get("data", {}), {"corpora": [{"corpus": {"path": PENDING + "corpus"}}]})
+            recipe = _merge(cfg.pretrain, cfg.pretrain_by_size.get(size, {}))
+            pre = _merge(recipe, {"model": {"preset": size}}) | {"runtime": rt}
+            pre["data"] = _merge(recipe.get("data", {}), {"corpora": [{"corpus": {"path": PENDING + "corpus"}}]})
             plan.pretrain[size] = _validated(PretrainConfig, pre, f"pretrain[{variant.name},{size}]")
             if cfg.sft is not None:
-                sft = cfg.sft | {"runtime": rt, "base_model": PENDING + "model"}
+                sft = _merge(cfg.sft, cfg.sft_by_size.get(size, {})) | {"runtime": rt, "base_model": PENDING + "model"}
                 plan.sft[size] = _validated(SftConfig, sft, f"sft[{variant.name},{size}]")
         plans.append(plan)
     _validate_eval(cfg, rt)

@@ -29,3 +29,23 @@ def test_identical_generation_knobs_share_one_corpus():
     cfg = load_config(Path(__file__).parents[2] / "examples" / "paper_ratio.yaml", StudyConfig)
     paths = {p.generate.output.path for p in plan_study(cfg)}
     assert len(paths) == 1
+
+
+def test_each_model_size_gets_its_own_recipe():
+    cfg = load_config(Path(__file__).parents[2] / "examples" / "paper_topics_gens.yaml", StudyConfig)
+    plan = plan_study(cfg)[0]
+    small, large = plan.pretrain["350m"].train, plan.pretrain["1b"].train
+    assert (small.schedule.global_batch_size, large.schedule.global_batch_size) == (256, 128)
+    assert (small.scale.num_workers, large.scale.num_workers) == (16, 32)
+    assert (small.scale.strategy, large.scale.strategy) == ("ddp", "fsdp")
+    assert small.schedule.train_tokens == 50_000_000_000 and large.schedule.train_tokens == 150_000_000_000
+    assert small.optim.weight_decay == large.optim.weight_decay == 0.1  # the shared part
+    assert plan.pretrain["1b"].model.preset == "1b"
+
+
+def test_a_recipe_for_a_size_not_studied_is_an_error():
+    from synthdiv.config import ConfigError
+
+    path = Path(__file__).parents[2] / "examples" / "quickstart.yaml"
+    with pytest.raises(ConfigError, match=r"pretrain_by_size names sizes not in model_sizes.*'1b'"):
+        load_config(path, StudyConfig, {"pretrain_by_size": {"1b": {}}})
