@@ -48,6 +48,7 @@ class SftStage(BaseStage):
         def build() -> None:
             rows, path = read_conversations(cfg)
             template = ChatTemplate(tokenizer, cfg.template)
+            template.install()  # saved with the store's tokenizer, which the export copies
             encoded = encode_conversations(rows, template, cfg.seq_len, cfg.system_prompt)
             if len(encoded.input_ids) == 0:
                 raise ValueError(f"SFT dataset {path}: no usable conversation "

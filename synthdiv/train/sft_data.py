@@ -25,6 +25,17 @@ from synthdiv.train.config import SftData
 from synthdiv.train.store import IGNORE_INDEX
 
 ROLES = ("system", "user", "assistant")
+# The Jinja form of each format encode_turn writes, saved with the exported tokenizer: eval
+# applies the model's chat template, so it must be the one the model was fine-tuned on.
+CHAT_TEMPLATES = {  # newlines inside expressions: transformers renders with trim_blocks
+    "chatml": "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+              "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
+              "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+    "simple": "{% for message in messages %}{{ '### ' + (message['role'] | capitalize) + ':\\n' + "
+              "message['content'] }}{% if message['role'] == 'assistant' %}{{ eos_token }}"
+              "{% endif %}{{ '\\n\\n' }}{% endfor %}"
+              "{% if add_generation_prompt %}{{ '### Assistant:\\n' }}{% endif %}",
+}
 
 
 class ChatTemplate:
@@ -35,6 +46,12 @@ class ChatTemplate:
         has_chatml = "<|im_start|>" in (tokenizer.chat_template or "") and \
             tokenizer.convert_tokens_to_ids("<|im_end|>") != tokenizer.unk_token_id
         self.kind = ("chatml" if has_chatml else "simple") if kind == "auto" else kind
+
+    def install(self) -> None:
+        """Give the tokenizer the chat template of the format training uses (kept if it already
+        has ChatML), so the exported model is prompted at eval as it was trained."""
+        if self.kind == "simple" or "<|im_start|>" not in (self.tokenizer.chat_template or ""):
+            self.tokenizer.chat_template = CHAT_TEMPLATES[self.kind]
 
     def encode_turn(self, role: str, content: str) -> tuple[list[int], list[bool]]:
         """Token ids of one turn and, per token, whether it is trained on."""

@@ -75,3 +75,22 @@ def test_packaged_instruction_set_is_valid(tokenizer):
     rows, _ = read_conversations(SftData())
     out = encode_conversations(rows, ChatTemplate(tokenizer), seq_len=512)
     assert len(rows) >= 150 and not out.rejected
+
+
+@pytest.mark.parametrize("kind", ["simple", "chatml"])
+def test_the_installed_chat_template_renders_what_training_saw(tokenizer, kind, tmp_path):
+    from transformers import AutoTokenizer
+
+    plain = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    if kind == "simple":
+        plain.chat_template = None  # like the paper's CodeGen tokenizer: no chat template
+    template = ChatTemplate(plain, "auto")
+    assert template.kind == kind
+    template.install()
+    plain.save_pretrained(tmp_path)  # the export copies the store's tokenizer like this
+    exported = AutoTokenizer.from_pretrained(tmp_path)
+    trained = plain.decode(template.encode(CONVERSATION["messages"])[0])
+    assert exported.apply_chat_template(CONVERSATION["messages"], tokenize=False) == trained
+    prompt = exported.apply_chat_template(CONVERSATION["messages"][:2], tokenize=False,
+                                          add_generation_prompt=True)
+    assert prompt.endswith("### Assistant:\n" if kind == "simple" else "<|im_start|>assistant\n")
