@@ -43,17 +43,40 @@ def lineage_tags(cfg: EvalConfig) -> dict[str, str]:
     return {k: v for k, v in tags.items() if v}
 
 
+def resolve_and_evaluate(cfg: EvalConfig, specs: list[Any]) -> tuple[dict[str, Any], Any]:
+    """Resolve (download if remote) the model, run the harness: lm-eval's raw result, the model."""
+    model = resolve_model(cfg.model)
+    return run_harness(cfg, model, specs), model
+
+
+def harness_task_options(cfg: EvalConfig) -> dict[str, float] | None:
+    """Ray task options for an eval on GPUs; None = run in this process (CPU)."""
+    if not cfg.model.device.startswith("cuda"):
+        return None
+    return {"num_gpus": cfg.model.num_gpus, "num_cpus": 1}
+
+
 class EvalStage(BaseStage):
     name: ClassVar[str] = STAGE_NAME
-    needs_ray: ClassVar[bool] = False  # lm-eval runs in-process; no Ray start-up cost
+
+    @property
+    def needs_ray(self) -> bool:  # type: ignore[override]
+        """Only a GPU eval needs Ray (to reach a GPU node); on CPU lm-eval runs in-process and
+        skips Ray's start-up cost."""
+        return harness_task_options(self.config) is not None
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = self.config
         apply_offline_mode(cfg)
         specs = task_specs(cfg)  # validates task files before any model is loaded
-        model = resolve_model(cfg.model)
         ctx.tracker.set_tags(lineage_tags(cfg))
-        raw = run_harness(cfg, model, specs)
+        options = harness_task_options(cfg)
+        if options is None:
+            raw, model = resolve_and_evaluate(cfg, specs)
+        else:  # resolved there too: an s3:// model is downloaded on the GPU node, not here
+            import ray
+
+            raw, model = ray.get(ray.remote(**options)(resolve_and_evaluate).remote(cfg, specs))
         report = parse_results(raw, specs)
         summary = report.summary() | {
             "model": model.source,

@@ -118,3 +118,21 @@ def test_cli_reports_malformed_task_row(tmp_path, smollm2_dir):
                                    "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
     assert res.exit_code == 2
     assert f"{tasks / 't.jsonl'}:2: 'answer' must be the integer index" in " ".join(res.output.split())
+
+
+def test_the_gpu_path_sends_the_whole_eval_to_a_ray_task(ray_local, smollm2_dir):
+    """On cuda the eval runs as a Ray task requesting the GPUs; what it sends and returns must
+    cross processes. Here the same task runs on CPU (no GPU to request)."""
+    import ray
+
+    from synthdiv.evaluate.stage import EvalStage, harness_task_options, resolve_and_evaluate
+    from synthdiv.evaluate.suites import task_specs
+
+    gpu = EvalConfig(model=ModelConfig(path=str(smollm2_dir), device="cuda", num_gpus=2),
+                     tasks=TASKS, limit=4)
+    assert harness_task_options(gpu) == {"num_gpus": 2.0, "num_cpus": 1}
+    assert EvalStage(gpu).needs_ray
+    cpu = gpu.model_copy(update={"model": gpu.model.model_copy(update={"device": "cpu"})})
+    assert harness_task_options(cpu) is None and not EvalStage(cpu).needs_ray
+    raw, model = ray.get(ray.remote(num_cpus=1)(resolve_and_evaluate).remote(cpu, task_specs(cpu)))
+    assert model.path == str(smollm2_dir) and set(TASKS) <= set(raw["results"])
