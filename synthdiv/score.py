@@ -37,6 +37,9 @@ def default_metrics() -> dict[str, dict[str, Any]]:
 
 
 class ScoreConfig(StrictModel):
+    # the name labels the run; the same corpus scored under two names is one job (a ratio study's
+    # variants share one synthetic corpus: it is scored once)
+    IDENTITY_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"name"})
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     corpus: CorpusConfig = Field(default_factory=lambda: CorpusConfig(path=example_corpus_path()))
     name: str | None = Field(None, description="Corpus name in MLflow; default: file stem.")

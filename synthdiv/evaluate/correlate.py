@@ -97,7 +97,10 @@ def join_runs(
         if not by_digest.get(digest):
             notes.append(f"eval run {run.run_id}: no score run for dataset {digest}, skipped")
             continue
-        key = (digest, run.tags.get(TAG_MODEL_SIZE, UNKNOWN), run.tags.get(TAG_VARIANT, UNKNOWN))
+        # One point per trained model: a study's corpus name tells apart models trained on one
+        # synthetic corpus mixed at different ratios (same digest, different training data).
+        trained_on = run.tags.get(TAG_CORPUS_NAME) or digest
+        key = (trained_on, run.tags.get(TAG_MODEL_SIZE, UNKNOWN), run.tags.get(TAG_VARIANT, UNKNOWN))
         if key in latest:
             superseded[key] += 1
         latest[key] = analysis.Point(
@@ -105,8 +108,8 @@ def join_runs(
             accuracy=run.metrics[target], diversity=by_digest[digest],
             corpus_name=run.tags.get(TAG_CORPUS_NAME), eval_run_id=run.run_id,
         )
-    for (digest, size, variant), count in superseded.items():
-        notes.append(f"{count} older eval run(s) of {digest} {size}/{variant} superseded by the latest")
+    for (trained_on, size, variant), count in superseded.items():
+        notes.append(f"{count} older eval run(s) of {trained_on} {size}/{variant} superseded by the latest")
     return list(latest.values()), notes
 
 

@@ -3,7 +3,7 @@ prompt family, style/persona weights, one generator or a weighted mix, seed, out
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -50,6 +50,7 @@ class DedupConfig(StrictModel):
 
 
 class GenerateConfig(StrictModel):
+    IDENTITY_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"name"})  # a label, as for scores
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     name: str | None = Field(None, description="Corpus name in MLflow; default: the job id.")
     taxonomy: str | None = Field(None, description="Topic file (JSONL/YAML); None = starter taxonomy.")

@@ -49,3 +49,30 @@ def test_a_recipe_for_a_size_not_studied_is_an_error():
     path = Path(__file__).parents[2] / "examples" / "quickstart.yaml"
     with pytest.raises(ConfigError, match=r"pretrain_by_size names sizes not in model_sizes.*'1b'"):
         load_config(path, StudyConfig, {"pretrain_by_size": {"1b": {}}})
+
+
+def test_ratio_study_scores_its_one_synthetic_corpus_once():
+    from synthdiv.tracking import job_id_for
+
+    cfg = load_config(Path(__file__).parents[2] / "examples" / "paper_ratio.yaml", StudyConfig)
+    plans = plan_study(cfg)
+    assert len(plans) == 6 and len({p.name for p in plans}) == 6
+    assert len({job_id_for("score", p.score, None) for p in plans}) == 1
+    assert len({job_id_for("generate", p.generate, None) for p in plans}) == 1
+
+
+def test_models_trained_on_one_corpus_at_different_ratios_are_separate_points():
+    from synthdiv.evaluate.correlate import join_runs
+    from synthdiv.tracking.query import RunRecord
+
+    def run(run_id, stage, tags, metrics):
+        return RunRecord(run_id=run_id, run_name=run_id, status="FINISHED", start_time=0,
+                         tags={"synthdiv.stage": stage, "synthdiv.dataset_digest": "d1", **tags},
+                         metrics=metrics)
+
+    score = run("s", "score", {}, {"div.vendi.value": 3.0})
+    evals = [run(f"e{r}", "eval", {"synthdiv.corpus_name": f"synthetic_{r}b",
+                                   "synthdiv.model_size": "350m", "synthdiv.variant": "base"},
+                 {"eval.avg": 0.5 + r / 100}) for r in (1, 10, 50)]
+    points, _ = join_runs([score], evals, "eval.avg")
+    assert sorted(p.corpus_name for p in points) == ["synthetic_10b", "synthetic_1b", "synthetic_50b"]
