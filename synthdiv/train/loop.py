@@ -163,6 +163,8 @@ def train_worker(config: dict[str, Any]) -> None:
     if rank == 0 and tracker is not None:
         tracker.set_tags({"synthdiv.train.mfu_peak": f"{peak_name}={peak:.3g}"})
     last: dict[str, float] = {}
+    every = log_interval(train.schedule.log_every, spec.total_steps)
+    logged_until = _logged_until(tracker) if rank == 0 and tracker is not None and start else 0
 
     for step in range(start, spec.total_steps):
         faults.before_step(step)
@@ -196,14 +198,28 @@ def train_worker(config: dict[str, Any]) -> None:
         if np.isfinite(peak):
             last["train/mfu"] = mfu(tokens_per_step / seconds, spec.flops_per_token, peak, world)
         done = step + 1
-        if rank == 0 and tracker is not None and (done % train.schedule.log_every == 0
-                                                  or done == spec.total_steps):
+        if rank == 0 and tracker is not None and done > logged_until and (
+                done % every == 0 or done == spec.total_steps):
             tracker.log_metrics(last, step=done)
         if done % train.checkpoint.every_steps == 0 or done == spec.total_steps:
             _save_checkpoint(model, optimizer, scheduler, done, tokens_seen, last, rank,
                              validate=train.eval_checkpoints is not None)
 
     _export_model(spec, model, optimizer, rank)
+
+
+def log_interval(log_every: int | None, total_steps: int) -> int:
+    """Steps between logged points: as configured, else about 1000 points per run."""
+    return log_every or max(1, total_steps // 1000)
+
+
+def _logged_until(tracker: Any) -> int:
+    """The last step already in MLflow: a run resumed from an earlier checkpoint replays steps
+    it had logged, and logs only those after them (no step twice in the curve)."""
+    try:
+        return max((step for step, _ in tracker.metric_history("train/loss")), default=0)
+    except Exception:  # noqa: BLE001 -- MLflow away (journaled run): nothing known, log all
+        return 0
 
 
 def _save_checkpoint(model: Parallelized, optimizer: torch.optim.Optimizer, scheduler: Any,

@@ -105,6 +105,9 @@ def test_killed_worker_resumes_to_identical_weights(ray_local, runtime, corpus, 
     assert clean.outputs["mlflow_run_id"] != faulty.outputs["mlflow_run_id"]
     tags = MlflowClient(mlflow_server).get_run(faulty.outputs["mlflow_run_id"]).data.tags
     assert tags["synthdiv.train.resumed_from_step"] == "2"  # restarted from the step-2 checkpoint
+    history = MlflowClient(mlflow_server).get_metric_history(faulty.outputs["mlflow_run_id"], "train/loss")
+    steps = [m.step for m in history]
+    assert sorted(steps) == list(range(1, 7))  # step 3 ran twice, but is in the curve once
     a, b = weights(clean), weights(faulty)
     assert a.keys() == b.keys()
     for name in a:
