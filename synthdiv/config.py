@@ -123,6 +123,15 @@ def load_config(path: str | Path, model: type[M], overrides: dict[str, Any] | No
     return parse_config(data, model, str(path))
 
 
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, nested dicts merged key by key (a new dict; inputs untouched)."""
+    out = dict(base)
+    for key, value in override.items():
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = deep_merge(out[key], value) if both_dicts else value
+    return out
+
+
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = data

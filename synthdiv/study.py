@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from synthdiv.config import ConfigError, CorpusConfig, RuntimeConfig, StrictModel, set_dotted
+from synthdiv.config import ConfigError, CorpusConfig, RuntimeConfig, StrictModel, deep_merge, set_dotted
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.runtime import ray_session
-from synthdiv.stage import BaseStage, StageResult, run_stage
+from synthdiv.stage import BaseStage
 from synthdiv.tracking import Tracker, stage_run
 
 
@@ -75,13 +75,6 @@ class StudyConfig(StrictModel):
         return self
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 @dataclass
 class CorpusPlan:
     """The validated stage configs of one corpus's branch of the study DAG."""
@@ -118,10 +111,10 @@ def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
     root = f"{cfg.runtime.storage_uri.rstrip('/')}/{cfg.name}"
     plans = []
     for variant in cfg.corpora:
-        gen = _merge(cfg.generate, variant.generate)
+        gen = deep_merge(cfg.generate, variant.generate)
         # Content-addressed: variants with the same generation knobs share one corpus on storage.
         key = hashlib.sha256(json.dumps(gen, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        gen = _merge(gen, {"output": {"path": f"{root}/corpora/{key}"}})
+        gen = deep_merge(gen, {"output": {"path": f"{root}/corpora/{key}"}})
         gen |= {"runtime": rt, "score_after": False, "name": variant.name}
         gen_cfg = _validated(GenerateConfig, gen, f"generate[{variant.name}]")
         score = cfg.score | {"runtime": rt, "name": variant.name,
@@ -130,12 +123,12 @@ def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
         if cfg.real_data is not None:
             mix_config(cfg, variant, PENDING + "corpus", rt)
         for size in cfg.model_sizes:
-            recipe = _merge(cfg.pretrain, cfg.pretrain_by_size.get(size, {}))
-            pre = _merge(recipe, {"model": {"preset": size}}) | {"runtime": rt}
-            pre["data"] = _merge(recipe.get("data", {}), {"corpora": [{"corpus": {"path": PENDING + "corpus"}}]})
+            recipe = deep_merge(cfg.pretrain, cfg.pretrain_by_size.get(size, {}))
+            pre = deep_merge(recipe, {"model": {"preset": size}}) | {"runtime": rt}
+            pre["data"] = deep_merge(recipe.get("data", {}), {"corpora": [{"corpus": {"path": PENDING + "corpus"}}]})
             plan.pretrain[size] = _validated(PretrainConfig, pre, f"pretrain[{variant.name},{size}]")
             if cfg.sft is not None:
-                sft = _merge(cfg.sft, cfg.sft_by_size.get(size, {})) | {"runtime": rt, "base_model": PENDING + "model"}
+                sft = deep_merge(cfg.sft, cfg.sft_by_size.get(size, {})) | {"runtime": rt, "base_model": PENDING + "model"}
                 plan.sft[size] = _validated(SftConfig, sft, f"sft[{variant.name},{size}]")
         plans.append(plan)
     _validate_eval(cfg, rt)
@@ -149,7 +142,7 @@ def mix_config(cfg: StudyConfig, variant: CorpusVariant, synthetic_uri: str, rt:
 
     assert cfg.real_data is not None
     name = variant.name
-    mix = _merge(cfg.mix, variant.mix)
+    mix = deep_merge(cfg.mix, variant.mix)
     weights = mix.pop("weights", {"real": 1.0, "synthetic": 1.0})
     if set(weights) != {"real", "synthetic"}:
         raise ConfigError(f"study mix.weights needs exactly 'real' and 'synthetic', got {sorted(weights)}")
@@ -158,7 +151,7 @@ def mix_config(cfg: StudyConfig, variant: CorpusVariant, synthetic_uri: str, rt:
         {"name": "synthetic", "corpus": {"path": synthetic_uri}, "weight": weights["synthetic"]},
     ]
     root = f"{cfg.runtime.storage_uri.rstrip('/')}/{cfg.name}/mixtures/{name}"
-    data = _merge(mix, {"output": {"path": root}}) | {"runtime": rt, "name": name, "sources": sources}
+    data = deep_merge(mix, {"output": {"path": root}}) | {"runtime": rt, "name": name, "sources": sources}
     return _validated(MixConfig, data, f"mix[{name}]")
 
 
@@ -170,7 +163,7 @@ def _validate_eval(cfg: StudyConfig, rt: dict[str, Any]) -> None:
 
 def eval_config_data(cfg: StudyConfig, rt: dict[str, Any], model_path: str, extra: dict[str, Any]) -> dict[str, Any]:
     """The eval block of the study for one model (deep-merged: model settings are kept)."""
-    return _merge(_merge(cfg.eval, extra), {"runtime": rt, "model": {"path": model_path}})
+    return deep_merge(deep_merge(cfg.eval, extra), {"runtime": rt, "model": {"path": model_path}})
 
 
 class StudyStage(BaseStage):
@@ -212,8 +205,3 @@ class StudyStage(BaseStage):
 
 def run_study(config: StudyConfig, progress: ProgressFn = no_progress) -> dict[str, Any]:
     return StudyStage(config, progress).run_all()
-
-
-def child(stage: Any, parent: Tracker) -> StageResult:
-    """Run one study stage as a child run, reusing an identical finished one."""
-    return run_stage(stage, parent=parent, reuse=True)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
+from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel, deep_merge
 
 
 class ModelSpec(StrictModel):
@@ -228,7 +228,7 @@ class SftConfig(StrictModel):
     def _sft_defaults_under_user_keys(cls, data: object) -> object:
         # A partial ``train:`` block must keep SFT's optimizer defaults, not pretraining's.
         if isinstance(data, dict) and isinstance(data.get("train"), dict):
-            merged = _deep_merge(_sft_train_defaults().model_dump(exclude_unset=True), data["train"])
+            merged = deep_merge(_sft_train_defaults().model_dump(exclude_unset=True), data["train"])
             data = {**data, "train": merged}
         return data
 
@@ -236,13 +236,3 @@ class SftConfig(StrictModel):
     def _fits(self) -> SftConfig:
         self.train.check_batch()
         return self
-
-
-def _deep_merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
