@@ -63,10 +63,10 @@ class StudyConfig(StrictModel):
                 label = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, values))
                 self.corpora.append(CorpusVariant(name=label, generate=overrides))
             self.grid = {}
-        for field in ("pretrain_by_size", "sft_by_size"):
-            unknown = sorted(set(getattr(self, field)) - set(self.model_sizes))
+        for by_size in ("pretrain_by_size", "sft_by_size"):
+            unknown = sorted(set(getattr(self, by_size)) - set(self.model_sizes))
             if unknown:
-                raise ValueError(f"{field} names sizes not in model_sizes {self.model_sizes}: {unknown}")
+                raise ValueError(f"{by_size} names sizes not in model_sizes {self.model_sizes}: {unknown}")
         names = [c.name for c in self.corpora]
         if len(names) < 2:
             raise ValueError("a study needs at least two corpora (corpora: or grid:) to correlate")

@@ -25,6 +25,16 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def given(values: dict[str, Any]) -> dict[str, Any]:
+    """CLI overrides: the dotted keys whose options were given (None = not given)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def split_names(text: str | None) -> list[str] | None:
+    """A comma-separated option (``-m vendi,distinct_n``) as names; None when not given."""
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
 def load_or_fail(
     path: Path | None, model: type[M], overrides: dict[str, Any], defaults: dict[str, Any] | None = None
 ) -> M:

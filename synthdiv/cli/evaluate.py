@@ -8,11 +8,7 @@ from typing import Any
 import typer
 
 from synthdiv.cli import app
-from synthdiv.cli.common import console, fail, load_or_fail, out, print_rows
-
-
-def _overrides(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
+from synthdiv.cli.common import console, fail, given, load_or_fail, out, print_rows, split_names
 
 
 @app.command("eval")
@@ -47,12 +43,12 @@ def eval_command(
     from synthdiv.evaluate import CheckpointError, EvalConfig, TaskDataError, evaluate_model
     from synthdiv.models import ModelNotFoundError
 
-    overrides = _overrides({
+    overrides = given({
         "model.path": model,
         "model.tokenizer": tokenizer,
         "model.device": device,
         "suite": suite,
-        "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+        "tasks": split_names(tasks),
         "task_dirs": [str(d) for d in task_dir] if task_dir else None,
         "limit": limit,
         "system_instruction": system_instruction,
@@ -106,11 +102,11 @@ def correlate_command(
     from synthdiv.evaluate.correlate import CorrelateConfig, correlate_study
     from synthdiv.tracking.query import StudyNotFoundError
 
-    cfg = load_or_fail(config, CorrelateConfig, _overrides({
+    cfg = load_or_fail(config, CorrelateConfig, given({
         "study": study,
         "parent_run_id": parent,
         "target": target,
-        "metrics": [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
+        "metrics": split_names(metrics),
         "n_boot": n_boot,
         "seed": seed,
         "runtime.tracking_uri": tracking_uri,

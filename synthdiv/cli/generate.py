@@ -9,13 +9,9 @@ import typer
 import yaml
 
 from synthdiv.cli import app
-from synthdiv.cli.common import console, fail, load_or_fail, out, print_rows
+from synthdiv.cli.common import console, fail, given, load_or_fail, out, print_rows
 
 _GENERATE_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, KeyError, RuntimeError)
-
-
-def _overrides(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
 
 
 def _is_grid(path: Path | None) -> bool:
@@ -60,7 +56,7 @@ def generate(
     if _is_grid(config):
         from synthdiv.generate.grid import GenerateGridConfig, run_grid
 
-        cfg = load_or_fail(config, GenerateGridConfig, _overrides({
+        cfg = load_or_fail(config, GenerateGridConfig, given({
             "runtime.tracking_uri": tracking_uri, "runtime.experiment": experiment}))
         try:
             with rich_progress(console) as progress:
@@ -76,7 +72,7 @@ def generate(
     from synthdiv.generate.config import GenerateConfig
     from synthdiv.generate.pipeline import generate_corpus
 
-    cfg = load_or_fail(config, GenerateConfig, _overrides({
+    cfg = load_or_fail(config, GenerateConfig, given({
         "family": family, "n_topics": n_topics, "generations_per_topic": generations,
         "taxonomy": taxonomy, "seed": seed, "output.path": output, "score_after": score,
         "runtime.tracking_uri": tracking_uri, "runtime.experiment": experiment,
@@ -121,7 +117,7 @@ def mix(
     from synthdiv.corpus import CorpusError
     from synthdiv.generate.mix import MixConfig, mix_corpora
 
-    cfg = load_or_fail(config, MixConfig, _overrides({
+    cfg = load_or_fail(config, MixConfig, given({
         "seed": seed, "output.path": output, "runtime.tracking_uri": tracking_uri}))
     try:
         result = mix_corpora(cfg)

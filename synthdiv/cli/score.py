@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
-from synthdiv.cli.common import console, fail, load_or_fail, out, print_rows
+from synthdiv.cli.common import console, fail, given, load_or_fail, out, print_rows, split_names
 from synthdiv.cli import app
 
 
@@ -55,19 +55,16 @@ def score(
     from synthdiv.progress import rich_progress
     from synthdiv.score import ScoreConfig, score_corpus
 
-    overrides: dict[str, Any] = {}
-    for key, value in {
+    overrides = given({
         "corpus.path": corpus,
         "corpus.text_field": text_field,
         "corpus.limit": limit,
         "seed": seed,
         "runtime.tracking_uri": tracking_uri,
         "runtime.experiment": experiment,
-    }.items():
-        if value is not None:
-            overrides[key] = value
-    if metrics:
-        overrides["metrics"] = {m.strip(): {} for m in metrics.split(",") if m.strip()}
+    })
+    if names := split_names(metrics):
+        overrides["metrics"] = {name: {} for name in names}
     cfg = load_or_fail(config, ScoreConfig, overrides)
     try:
         with rich_progress(console) as progress:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from synthdiv.cli import app
-from synthdiv.cli.common import console, fail, load_or_fail, out
+from synthdiv.cli.common import console, fail, given, load_or_fail, out
 
 HONESTY = (
     "Tiny models trained for minutes on a CPU give noisy accuracies (a few hundred questions, "
@@ -55,8 +55,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def _overrides(tracking_uri: str | None, storage: str | None) -> dict[str, Any]:
-    values = {"runtime.tracking_uri": tracking_uri, "runtime.storage_uri": storage}
-    return {k: v for k, v in values.items() if v is not None}
+    return given({"runtime.tracking_uri": tracking_uri, "runtime.storage_uri": storage})
 
 
 @app.command("run")
