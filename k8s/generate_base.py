@@ -1,7 +1,7 @@
 """Regenerate k8s/base from the Helm chart's default render (release "synthdiv", namespace
 "synthdiv"), so users without Helm get the same objects. Run from the repo root:
 
-    .venv/bin/python k8s/generate_base.py [--check]
+    .venv/bin/python k8s/generate_base.py [--check]      # helm: .tools/bin/helm, or $HELM
 
 Differences from `helm install`, by design:
 - no Secrets: the chart generates random credentials, kustomize cannot; create them first
@@ -13,10 +13,9 @@ Differences from `helm install`, by design:
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -24,24 +23,18 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "k8s"
 BASE = K8S / "base"
-HELM = REPO / ".tools" / "bin" / "helm"
+# helm from scripts/setup_k8s_tools.sh; the tests pass theirs (e.g. a worktree's) in $HELM.
+HELM = os.environ.get("HELM") or str(REPO / ".tools" / "bin" / "helm")
 RELEASE = NAMESPACE = "synthdiv"
 
 
 def render_objects(*helm_args: str) -> list[dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        chart = Path(tmp) / "synthdiv"
-        shutil.copytree(REPO / "helm" / "synthdiv", chart, ignore=shutil.ignore_patterns("charts"))
-        meta = yaml.safe_load((chart / "Chart.yaml").read_text())
-        for dep in meta.get("dependencies", []):  # stub: the operator is not part of the base
-            stub = chart / "charts" / dep["name"]
-            stub.mkdir(parents=True)
-            (stub / "Chart.yaml").write_text(yaml.safe_dump(
-                {"apiVersion": "v2", "name": dep["name"], "version": dep["version"]}))
-        out = subprocess.run(
-            [str(HELM), "template", RELEASE, str(chart), "--namespace", NAMESPACE,
-             "--set", "kuberay-operator.enabled=false", *helm_args],
-            check=True, capture_output=True, text=True).stdout
+    # The chart renders in place: its operator dependency is vendored (helm/synthdiv/charts/),
+    # and disabled here, so the base carries no operator objects.
+    out = subprocess.run(
+        [HELM, "template", RELEASE, str(REPO / "helm" / "synthdiv"), "--namespace", NAMESPACE,
+         "--set", "kuberay-operator.enabled=false", *helm_args],
+        check=True, capture_output=True, text=True).stdout
     return [obj for obj in yaml.safe_load_all(out) if obj]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from synthdiv.jobs import CONFIG_NAME, JobError, read_config_text, stage_entrypoint
+from synthdiv.jobs import CONFIG_NAME, JobError, shipped_config, stage_entrypoint
 
 RAYJOB_CONFIG_DIR = "/etc/synthdiv"
 RAY_GROUP, RAY_VERSION, RAYJOB_PLURAL = "ray.io", "v1", "rayjobs"
@@ -124,7 +124,7 @@ class KubeRayJobs:
         entrypoint: str | None = None,
     ) -> str:
         """Create the RayJob, then its config ConfigMap owned by it (deleted with it)."""
-        text = read_config_text(config)
+        text = shipped_config(stage, config, entrypoint)
         name = f"synthdiv-{stage}-{uuid.uuid4().hex[:6]}"
         job = build_rayjob(self.template(release), name, stage, f"{name}-config", entrypoint)
         if image:

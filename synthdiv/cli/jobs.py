@@ -11,12 +11,12 @@ import typer
 from synthdiv.cli import app
 from synthdiv.cli.common import console, fail, out
 from synthdiv.jobs import (
-    STAGES,
     JobError,
     RayJobsApi,
     exit_code,
     find_mlflow_links,
-    read_config_text,
+    shipped_config,
+    stage_command,
 )
 from synthdiv.jobs_kuberay import KubeRayJobs
 
@@ -52,7 +52,9 @@ ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig co
 
 @app.command()
 def submit(
-    stage: Annotated[str, typer.Argument(help=f"Stage to run: {' | '.join(STAGES)}.")],
+    stage: Annotated[str, typer.Argument(
+        help="The command to run: any `synthdiv` command that reads a config, e.g. score, "
+        "pretrain, run (an unknown name lists them all).")],
     config: Annotated[
         Path, typer.Option("--config", "-c", help="The stage's YAML config (sent with the job).")
     ],
@@ -72,7 +74,8 @@ def submit(
         typer.Option(
             "--command",
             help="Run this shell command instead of `synthdiv <stage> --config …` "
-            "(the config is still shipped as config.yaml); for custom scripts.",
+            "(the config is still shipped as config.yaml, checked only to be a YAML mapping); "
+            "for custom scripts.",
         ),
     ] = None,
     follow: Annotated[
@@ -89,12 +92,12 @@ def submit(
     and tears it down (Kubernetes credentials from your kubeconfig; the Helm chart's
     `<release>-submitter` Role lists the permissions needed).
     """
-    if stage not in STAGES:
-        fail(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
     if rayjob == bool(address):
         fail("give exactly one of --address URL (running RayCluster) or --rayjob")
     try:
-        read_config_text(config)  # a bad config fails here, before any cluster is contacted
+        stage_command(stage)
+        # A bad config fails here, validated as the stage will, before any cluster is contacted.
+        shipped_config(stage, config, command)
         if rayjob:
             _submit_rayjob(
                 stage,

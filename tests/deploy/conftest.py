@@ -1,12 +1,13 @@
-"""Offline chart tooling for the deploy tests: tool paths, a stubbed chart copy, rendering.
+"""Offline chart tooling for the deploy tests: tool paths, the chart as users install it, rendering.
 
-The KubeRay operator chart (a dependency) cannot be downloaded in CI. Helm matches dependencies
-by name in charts/, so the tests copy the chart to a temp dir and drop a stub chart named
-kuberay-operator there. What this does NOT check: the operator's own manifests and CRDs.
+The chart is rendered in place with its real, vendored KubeRay operator subchart
+(helm/synthdiv/charts/kuberay-operator-<pin>.tgz): its Deployment, RBAC and CRDs are part of
+what is checked. There is no stub: without the vendored chart the tests fail and say why.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy.crds import operator_chart
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "synthdiv"
-SCHEMAS = Path(__file__).parent / "schemas"
 VALUES_FILES = {
     "default": None,
     "gpu": CHART / "ci" / "gpu-values.yaml",
@@ -26,13 +28,22 @@ VALUES_FILES = {
 SETUP_HINT = "run `bash scripts/setup_k8s_tools.sh` (called by `scripts/setup.sh --dev`)"
 
 
+@functools.cache
+def _main_checkout() -> Path:
+    """The main checkout when this is a git worktree (setup_k8s_tools.sh installs .tools once,
+    there), else this one."""
+    proc = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        capture_output=True, text=True, check=False,
+    )
+    return Path(proc.stdout.strip()).parent if proc.returncode == 0 else REPO
+
+
 def tool(name: str) -> str:
     """Path of a deploy tool; a missing tool FAILS the test (CI must not silently skip)."""
-    candidates = [
-        REPO / ".tools" / "bin" / name,
-        Path(sys.executable).parent / name,
-        REPO / ".tools" / "checkov-venv" / "bin" / name,
-    ]
+    candidates = [Path(sys.executable).parent / name]
+    for root in dict.fromkeys([REPO, _main_checkout()]):
+        candidates += [root / ".tools" / "bin" / name, root / ".tools" / "checkov-venv" / "bin" / name]
     for path in candidates:
         if path.is_file():
             return str(path)
@@ -49,28 +60,15 @@ def run(cmd: list[str], cwd: Path | None = None, check: bool = True) -> subproce
     return proc
 
 
-def stub_dependency(chart_copy: Path) -> None:
-    """Write test-only stubs named like each dependency, at the pinned version."""
-    meta = yaml.safe_load((chart_copy / "Chart.yaml").read_text())
-    for dep in meta.get("dependencies", []):
-        stub = chart_copy / "charts" / dep["name"]
-        (stub / "templates").mkdir(parents=True, exist_ok=True)
-        (stub / "Chart.yaml").write_text(
-            yaml.safe_dump({"apiVersion": "v2", "name": dep["name"], "version": dep["version"],
-                            "description": "TEST-ONLY stub; the real chart is not rendered"})
-        )
-
-
 @pytest.fixture(scope="session")
-def chart_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("chart") / "synthdiv"
-    shutil.copytree(CHART, dest, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
-    stub_dependency(dest)
-    print(
-        "\nNOTE: helm lint/template run against a stub kuberay-operator chart. Not checked here: "
-        "the KubeRay operator's own manifests, CRDs and RBAC (only its name/version pin)."
-    )
-    return dest
+def chart() -> Path:
+    """The chart directory, after checking its operator dependency is vendored."""
+    if not operator_chart().is_file():
+        pytest.fail(
+            f"{operator_chart().relative_to(REPO)} is missing: the chart's pinned KubeRay operator "
+            "must be vendored (docs/kubernetes.md, 'Air-gapped install'); no stub stands in for it"
+        )
+    return CHART
 
 
 def helm_template(chart: Path, values: Path | None, *extra: str) -> list[dict]:
@@ -82,6 +80,6 @@ def helm_template(chart: Path, values: Path | None, *extra: str) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def rendered(chart_copy: Path) -> dict[str, list[dict]]:
+def rendered(chart: Path) -> dict[str, list[dict]]:
     """Objects rendered with each values file (default, gpu, external)."""
-    return {name: helm_template(chart_copy, path) for name, path in VALUES_FILES.items()}
+    return {name: helm_template(chart, path) for name, path in VALUES_FILES.items()}

@@ -7,6 +7,11 @@ from collections.abc import Iterator
 import yaml
 
 
+def from_operator_chart(obj: dict) -> bool:
+    """An object of the vendored KubeRay operator subchart (labelled with its chart name)."""
+    return obj["metadata"].get("labels", {}).get("helm.sh/chart", "").startswith("kuberay-operator-")
+
+
 def pod_specs(obj: dict) -> Iterator[tuple[str, dict]]:
     """Yield (where, pod spec) for each pod template inside ``obj``."""
     kind, name = obj["kind"], obj["metadata"]["name"]

@@ -30,12 +30,15 @@ POD_SECURITY_CHECKS = [
     "CKV_K8S_38",  # service-account token mounted only where needed
     "CKV_K8S_40",  # high UID
 ]
+# The KubeRay operator (vendored subchart) watches and writes Ray resources through the Kubernetes
+# API: it needs its service-account token. Every other check applies to it too.
+EXEMPT = {("CKV_K8S_38", "Deployment.synthdiv.kuberay-operator")}
 
 
 @pytest.mark.slow  # ~10 s per values file (checkov start-up)
 @pytest.mark.parametrize("values", list(VALUES_FILES))
-def test_checkov_pod_security(chart_copy: Path, values: str, tmp_path: Path) -> None:
-    objs = helm_template(chart_copy, VALUES_FILES[values])
+def test_checkov_pod_security(chart: Path, values: str, tmp_path: Path) -> None:
+    objs = helm_template(chart, VALUES_FILES[values])
     for i, obj in enumerate(objs):
         (tmp_path / f"{i:02d}.yaml").write_text(yaml.safe_dump(obj))
     n_ray = 0
@@ -52,7 +55,8 @@ def test_checkov_pod_security(chart_copy: Path, values: str, tmp_path: Path) -> 
     report = json.loads(proc.stdout)
     report = report[0] if isinstance(report, list) else report
     failed = [f"{f['check_id']} {f['check_name']} — {f['resource']}"
-              for f in report.get("results", {}).get("failed_checks", [])]
+              for f in report.get("results", {}).get("failed_checks", [])
+              if (f["check_id"], f["resource"]) not in EXEMPT]
     print(f"checkov [{values}]: {report['summary']} (+{n_ray} Ray pod specs scanned as Pods)")
     assert not failed, "\n".join(failed)
     assert report["summary"]["passed"] > 50

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import os
+import subprocess
 import sys
 
-import jsonschema
 import pytest
 import yaml
 
-from tests.deploy.conftest import REPO, SCHEMAS, run, tool
+from tests.deploy.conftest import REPO, run, tool
+from tests.deploy.crds import validate
 from tests.deploy.pods import pod_specs, ray_objects
 
 
@@ -20,7 +21,8 @@ def gpu_overlay() -> list[dict]:
 
 
 def test_base_matches_the_chart_render() -> None:
-    proc = run([sys.executable, str(REPO / "k8s" / "generate_base.py"), "--check"], check=False)
+    proc = subprocess.run([sys.executable, str(REPO / "k8s" / "generate_base.py"), "--check"],
+                          capture_output=True, text=True, env=dict(os.environ, HELM=tool("helm")))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -37,7 +39,7 @@ def test_gpu_overlay_renders_offline_with_gpu_workers(gpu_overlay: list[dict]) -
 
 def test_gpu_overlay_objects_are_valid_and_locked_down(gpu_overlay: list[dict], tmp_path) -> None:
     for obj in ray_objects(gpu_overlay):
-        jsonschema.validate(obj, json.loads((SCHEMAS / f"{obj['kind'].lower()}.json").read_text()))
+        validate(obj)
     files = []
     for i, obj in enumerate(o for o in gpu_overlay if o["apiVersion"] != "ray.io/v1"):
         files.append(str(tmp_path / f"{i:02d}.yaml"))

@@ -1,22 +1,21 @@
 """`synthdiv submit --rayjob` and `synthdiv jobs --rayjob` against a loopback Kubernetes API.
 
 The RayJob template comes from the real chart render, so these tests also prove the chart and
-the CLI agree; the RayJob the CLI creates is validated against the project's KubeRay schema.
+the CLI agree; the RayJob the CLI creates is validated against the real KubeRay RayJob CRD.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from synthdiv.cli import app
 from synthdiv.jobs_kuberay import chart_fullname
-from tests.deploy.conftest import SCHEMAS, run, tool
+from tests.deploy.conftest import REPO, run, tool
+from tests.deploy.crds import validate
 from tests.deploy.fake_kube_api import FakeKube, Scenario
 
 RUNNER = CliRunner()
@@ -37,16 +36,20 @@ def make_kube(chart_objects: list[dict], scenario: Scenario) -> FakeKube:
     return kube.start()
 
 
+CONFIG = {"model": {"preset": "tiny"}, "data": {"corpora": [{"corpus": {"path": "s3://b/c"}}]},
+          "runtime": {"experiment": "paper"}}  # a valid PretrainConfig
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "pretrain.yaml"
-    path.write_text("model: {size: tiny}\nruntime: {experiment: paper}\n")
+    path.write_text(yaml.safe_dump(CONFIG))
     return path
 
 
-def submit(kube: FakeKube, tmp_path: Path, config: Path, *extra: str):
+def submit(kube: FakeKube, tmp_path: Path, config: Path, *extra: str, stage: str = "pretrain"):
     kubeconfig = kube.kubeconfig(tmp_path / "kubeconfig")
-    args = ["submit", "pretrain", "--config", str(config), "--rayjob", "--namespace", "synthdiv",
+    args = ["submit", stage, "--config", str(config), "--rayjob", "--namespace", "synthdiv",
             "--release", "rel", "--kubeconfig", str(kubeconfig), *extra]
     result = RUNNER.invoke(app, args, catch_exceptions=False)
     return result, " ".join(result.output.split())
@@ -64,13 +67,13 @@ def test_rayjob_success_creates_valid_job_and_links_mlflow(chart_objects, tmp_pa
     assert f"MLflow run: {LINK}" in text and "SUCCEEDED" in text and "step 10 loss 3.2" in text
 
     (name, job), = kube.rayjobs.items()
-    jsonschema.validate(job, json.loads((SCHEMAS / "rayjob.json").read_text()))
+    validate(job)
     assert job["spec"]["entrypoint"] == "synthdiv pretrain --config /etc/synthdiv/config.yaml"
     assert job["spec"]["shutdownAfterJobFinishes"] is True
     head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
     assert {"name": "synthdiv-config", "configMap": {"name": f"{name}-config"}} in head["volumes"]
     cm = kube.configmaps[f"{name}-config"]
-    assert yaml.safe_load(cm["data"]["config.yaml"]) == {"model": {"size": "tiny"}, "runtime": {"experiment": "paper"}}
+    assert yaml.safe_load(cm["data"]["config.yaml"]) == CONFIG
     assert cm["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]  # GC'd with the job
 
 
@@ -81,7 +84,8 @@ def test_client_uses_only_what_the_chart_role_grants(chart_objects, tmp_path, co
         submit(kube, tmp_path, config)
     finally:
         kube.stop()
-    role = next(o for o in chart_objects if o["kind"] == "Role")
+    role = next(o for o in chart_objects if o["metadata"]["name"] == "rel-synthdiv-submitter"
+                and o["kind"] == "Role")
     granted = {(verb, res) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
     used = {(verb, res) for verb, res, _ in kube.requests}
     assert used <= granted, used - granted
@@ -162,7 +166,42 @@ def test_missing_chart_is_a_clear_error(tmp_path, config) -> None:
 
 
 @pytest.mark.parametrize("release", ["rel", "synthdiv", "team-synthdiv-prod"])
-def test_cli_derives_the_charts_template_name(chart_copy, release) -> None:
-    out = run([tool("helm"), "template", release, str(chart_copy),
+def test_cli_derives_the_charts_template_name(chart, release) -> None:
+    out = run([tool("helm"), "template", release, str(chart),
                "--show-only", "templates/rayjob-template-configmap.yaml"]).stdout
     assert yaml.safe_load(out)["metadata"]["name"] == f"{chart_fullname(release)}-rayjob-template"
+
+
+def test_invalid_config_is_rejected_before_the_cluster_is_contacted(chart_objects, tmp_path) -> None:
+    bad = tmp_path / "pretrain.yaml"
+    bad.write_text("model: {size: tiny}\nruntime: {experiment: paper}\n")  # size: not a key
+    kube = make_kube(chart_objects, Scenario([INIT]))
+    try:
+        result, text = submit(kube, tmp_path, bad, "--no-follow")  # no hang if it got through
+    finally:
+        kube.stop()
+    assert result.exit_code == 2, result.output
+    assert "model.size" in text and "data: Field required" in text
+    assert str(bad) in "".join(result.output.split())  # rich may wrap a long path
+    assert not kube.requests and not kube.rayjobs
+
+
+@pytest.mark.parametrize("stage, argv", [
+    ("run", ["synthdiv", "run", "/etc/synthdiv/config.yaml"]),
+    ("validate-metrics", ["synthdiv", "validate-metrics", "--config", "/etc/synthdiv/config.yaml"]),
+])
+def test_stages_beyond_the_old_list_are_submittable(chart_objects, tmp_path, stage, argv) -> None:
+    """`submit run` (README, docs/study.md, the paper examples) and the other config commands."""
+    config = REPO / "examples" / "paper_topics_gens.yaml" if stage == "run" else tmp_path / "v.yaml"
+    if stage != "run":
+        config.write_text("repeats: 2\n")
+    kube = make_kube(chart_objects, Scenario([INIT]))
+    try:
+        result, _ = submit(kube, tmp_path, config, "--no-follow", stage=stage)
+        (job,) = kube.rayjobs.values()
+    finally:
+        kube.stop()
+    assert result.exit_code == 0, result.output
+    assert job["spec"]["entrypoint"].split() == argv
+    assert job["metadata"]["labels"]["synthdiv.io/stage"] == stage
+    validate(job)

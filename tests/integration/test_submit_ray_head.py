@@ -62,7 +62,7 @@ def ray_head():
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "score.yaml"
-    path.write_text("corpus:\n  path: docs.jsonl\nmetrics: [distinct_2]\n")
+    path.write_text("corpus:\n  path: docs.jsonl\nmetrics:\n  distinct_n: {}\n")  # a valid ScoreConfig
     return path
 
 
@@ -78,11 +78,11 @@ def flat(result) -> str:
 def test_submitted_job_runs_to_success_with_its_config(ray_head: str, config: Path) -> None:
     # The job reads the uploaded config from its working_dir and prints an MLflow run link.
     command = ("python -c \"import yaml; c = yaml.safe_load(open('config.yaml')); "
-               "print('metrics=', c['metrics']); "
+               "print('metrics=', list(c['metrics'])); "
                "print('run: http://mlflow.test:5000/#/experiments/3/runs/0123abcd')\"")
     result = invoke("submit", "score", "--config", str(config), "--address", ray_head, "--command", command)
     assert result.exit_code == 0, result.output
-    assert "metrics= ['distinct_2']" in result.output
+    assert "metrics= ['distinct_n']" in result.output
     assert "SUCCEEDED" in result.output
     assert "MLflow run: http://mlflow.test:5000/#/experiments/3/runs/0123abcd" in result.output
     job_id = next(line for line in result.output.splitlines() if line.startswith("synthdiv-score-"))
@@ -90,7 +90,7 @@ def test_submitted_job_runs_to_success_with_its_config(ray_head: str, config: Pa
     status = invoke("jobs", "status", job_id, "--address", ray_head)
     assert status.exit_code == 0 and status.output.strip() == "SUCCEEDED"
     logs = invoke("jobs", "logs", job_id, "--address", ray_head)
-    assert "metrics= ['distinct_2']" in logs.output
+    assert "metrics= ['distinct_n']" in logs.output
 
 
 def test_failing_job_exits_nonzero(ray_head: str, config: Path) -> None:
@@ -143,5 +143,10 @@ def test_bad_input_is_one_line_error(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     assert "must be a mapping" in flat(invoke("submit", "score", "--config", str(bad), "--address", ray_head))
     assert "unknown stage 'bake'" in flat(invoke("submit", "bake", "--config", str(bad), "--address", ray_head))
+    invalid = tmp_path / "score.yaml"
+    invalid.write_text("corpus: {path: docs.jsonl}\nmetric: {vendi: {}}\n")  # typo of metrics
+    rejected = invoke("submit", "score", "--config", str(invalid), "--address", ray_head)
+    assert rejected.exit_code == 2 and "metric:" in flat(rejected)
+    assert str(invalid) in "".join(rejected.output.split())  # rich may wrap a long path
     both = invoke("submit", "score", "--config", str(bad), "--address", ray_head, "--rayjob")
     assert both.exit_code == 2 and "exactly one" in flat(both)

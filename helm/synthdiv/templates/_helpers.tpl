@@ -287,6 +287,17 @@ workerGroupSpecs:
 {{/* Pod of KubeRay's submitter Job (K8sJobMode). KubeRay fills in the `ray job submit` command
      when the container has none; we add the client label (the dashboard NetworkPolicy admits
      it), the security contexts, and the Ray token. */}}
+{{/* The command a stage's RayJob runs: the stage key is the `synthdiv` command's name. `run`
+takes the study file as its argument, every other stage as --config (synthdiv/jobs.py derives the
+same from the CLI; tests/deploy/test_stages.py checks each rendered entrypoint parses). */}}
+{{- define "synthdiv.stageEntrypoint" -}}
+{{- if eq . "run" -}}
+synthdiv run /etc/synthdiv/config.yaml
+{{- else -}}
+synthdiv {{ . }} --config /etc/synthdiv/config.yaml
+{{- end -}}
+{{- end -}}
+
 {{- define "synthdiv.submitterPodTemplate" -}}
 metadata:
   labels:
