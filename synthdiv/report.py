@@ -1,19 +1,27 @@
 """`synthdiv report`: one static HTML page per study, built from MLflow alone.
 
-Sections: the study's knobs, each corpus's scores with CIs, example samples, the cluster-agent's
-criteria and a few clustered batches, training curves, eval tables and the correlation plots.
-Images are inlined (base64), so the file can be mailed or attached to the study's MLflow run.
+The page answers the study's question first: the diversity-vs-accuracy figures (one panel per
+model size × variant), the metrics ranked by their Spearman ρ with CIs, and one line on how far
+the numbers can be trusted. The evidence follows (per-corpus scores, training curves, evals,
+samples and the cluster-agent's criteria); the resolved config comes last, collapsed, because
+a reader needs it only to reproduce the study. Images are inlined (base64), so the file can be
+mailed or attached to the study's MLflow run.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
 import json
+import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from synthdiv.report_plots import plot_curves
 from synthdiv.tracking import Tracker
@@ -21,10 +29,116 @@ from synthdiv.tracking.query import RunRecord, StudyQuery
 
 LOSS_KEY = "train/loss"
 MAX_SAMPLES = 2
+# Fewer corpora than this and a correlation says nothing, whatever its CI: with 4 points a
+# Spearman ρ of 1 happens by chance once in 24 orderings.
+MIN_CORPORA_FOR_CLAIM = 5
+CI_SIG_DIGITS = 2  # digits of the CI's width shown: more would print noise as if it were signal
+MAX_SIG_DIGITS = 6
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a metric or a CSV cell ('' and NaN are missing), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def fmt_ci(value: Any, low: Any = None, high: Any = None) -> str:
+    """``0.52 [0.31, 0.74]``: the CI's width sets the last digit shown (its two leading digits).
+
+    Without a CI, or with one of zero width, the value gets three significant digits. Magnitudes
+    outside [1e-3, 1e5) share one power of ten, ``1.99 [1.98, 2.00] ×10⁻⁸``, so the digits that
+    differ stay readable.
+    """
+    v = _number(value)
+    if v is None:
+        return "—"
+    lo, hi = _number(low), _number(high)
+    bounds = [b for b in (lo, hi) if b is not None]
+    big = max(abs(x) for x in (v, *bounds))
+    exp = 0 if big == 0 or 1e-3 <= big < 1e5 else math.floor(math.log10(big))
+    suffix = f" ×10{str(exp).translate(_SUPERSCRIPT)}" if exp else ""
+    v, big = v / 10**exp, big / 10**exp
+    max_decimals = max(0, MAX_SIG_DIGITS - 1 - math.floor(math.log10(big))) if big else 0
+    if lo is not None and hi is not None and hi - lo > 0:
+        lo, hi = lo / 10**exp, hi / 10**exp
+        decimals = max(0, CI_SIG_DIGITS - 1 - math.floor(math.log10(hi - lo)))
+        if decimals <= max_decimals:  # else the CI is narrower than the value's last digit shown
+            return f"{v:.{decimals}f} [{lo:.{decimals}f}, {hi:.{decimals}f}]{suffix}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(v)))) if v else 0
+    text = f"{v:.{decimals}f}"
+    # trailing zeros of a bare value are not information (8.00 is the count 8)
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + suffix
+
+
+@dataclass(frozen=True)
+class PanelCI:
+    """One metric's Spearman ρ in one (model size, variant) panel, signed so that > 0 means
+    more diverse corpora gave more accurate models."""
+
+    panel: str
+    n: int
+    rho: float | None
+    low: float | None
+    high: float | None
+    note: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> PanelCI:
+        """From a row of the correlate stage's correlations.csv."""
+        sign = -1 if row.get("direction", "1").strip() == "-1" else 1
+        rho, low, high = (_number(row.get(k)) for k in ("spearman", "spearman_ci_low", "spearman_ci_high"))
+        if sign < 0 and low is not None and high is not None:
+            low, high = -high, -low
+        return cls(
+            panel=f"{row['model_size']} / {row['variant']}", n=int(float(row.get("n") or 0)),
+            rho=None if rho is None else sign * rho, low=low, high=high, note=row.get("note", ""),
+        )
+
+    @property
+    def has_ci(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    def cell(self) -> str:
+        if self.rho is None:
+            return f"undefined ({self.note})" if self.note else "undefined"
+        return fmt_ci(self.rho, self.low, self.high) + ("" if self.has_ci else " (no CI)") + f" · n={self.n}"
+
+
+def trust_line(n_corpora: int, top_metric: str, panels: list[PanelCI], confidence: float) -> str:
+    """One sentence on how far the ranking's head can be trusted, plain about too little data."""
+    pct = f"{confidence:.0%}"
+    widths = [p.high - p.low for p in panels if p.has_ci]  # type: ignore[operator]
+    head = f"n = {n_corpora} corpora; " + (
+        f"the {pct} CI of {top_metric}'s ρ is up to {fmt_ci(max(widths))} wide" if widths
+        else f"no {pct} CI of {top_metric}'s ρ could be computed"
+    )
+    if n_corpora < MIN_CORPORA_FOR_CLAIM:
+        return (f"Too few corpora for a claim ({head}; a claim needs at least "
+                f"{MIN_CORPORA_FOR_CLAIM}): read the figures as a pipeline check, not as evidence.")
+    if not widths:
+        return f"No claim: {head}."
+    spanning = [p for p in panels if not p.has_ci or p.low <= 0 <= p.high]  # type: ignore[operator]
+    if spanning:
+        return (f"No claim: {head}, and it is undefined or spans 0 in {len(spanning)} of "
+                f"{len(panels)} panel(s).")
+    signs = {p.low > 0 for p in panels}  # type: ignore[operator]
+    if len(signs) > 1:
+        return f"No single claim: {head}; it excludes 0 in every panel but with opposite signs."
+    effect = "more" if signs == {True} else "less"
+    return (f"Supported within this study: {head}; it excludes 0 in every panel "
+            f"(more diverse by {top_metric} → {effect} accurate models).")
 
 
 def _esc(value: Any) -> str:
     return html.escape(str(value))
+
+
+def _cell(value: Any) -> str:
+    return fmt_ci(value) if isinstance(value, float) else _esc("" if value is None else value)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -32,14 +146,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
         return "<p><em>none recorded</em></p>"
     cols = list(dict.fromkeys(k for r in rows for k in r))
     head = "".join(f"<th>{_esc(c)}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else _esc("" if value is None else value)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<div class='wide'><table><tr>{head}</tr>{body}</table></div>"
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -59,29 +167,95 @@ class StudyReport:
         except Exception:  # an artifact a stage did not write is simply left out of the page
             return None
 
+    def _csv(self, run: RunRecord, path: str | None) -> list[dict[str, str]]:
+        local = self._artifact(run, path) if path else None
+        return list(csv.DictReader(local.open())) if local else []
+
     def _name(self, run: RunRecord) -> str:
         return run.tags.get("synthdiv.corpus_name") or run.run_name
 
-    def knobs(self) -> str:
-        studies = self.query.stage_runs("study", ("FINISHED", "RUNNING", "FAILED", "KILLED"))
-        if not studies:
-            return "<p><em>no study run (stages were run by hand)</em></p>"
-        path = self._artifact(studies[-1], "config/resolved.yaml")
-        return f"<pre>{_esc(path.read_text()) if path else ''}</pre>"
+    # ------------------------------------------------------------------ the answer
+    def correlation(self) -> str:
+        runs = self.query.stage_runs("correlate")
+        if not runs:
+            return "<p><em>no correlation run: run <code>synthdiv correlate</code></em></p>"
+        run = runs[-1]
+        # Found by file name anywhere in the run, not under a guessed directory: the stage logs
+        # them under its own artifact dir (correlation/, plots in correlation/plots/), and the
+        # report once looked in correlate/ and showed none of them.
+        files = {Path(p).name: p for p in Tracker(self.uri, run.run_id).list_artifact_files()}
+        ranking, panels = self._ranking(run, files)
+        rank = {m: i for i, m in enumerate(ranking)}  # figures in ranking order, best first
+        scatters = sorted((p for n, p in files.items() if n.startswith("scatter_") and n.endswith(".png")),
+                          key=lambda p: (rank.get(Path(p).stem[len("scatter_"):], len(rank)), p))
+        if not ranking and not scatters:
+            return "<p><em>no correlation artifacts</em></p>"
+        cfg_path = self._artifact(run, files["resolved.yaml"]) if "resolved.yaml" in files else None
+        cfg = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path else {}
+        confidence, target = float(cfg.get("confidence", 0.95)), cfg.get("target", "accuracy")
+        parts = []
+        if ranking:
+            known_n = max((p.n for ps in panels.values() for p in ps), default=0)
+            n_corpora = int(run.metrics.get("corr.n_corpora", known_n))
+            trust = trust_line(n_corpora, ranking[0], panels.get(ranking[0], []), confidence)
+            parts.append(f"<p class='trust'><strong>How far to trust this:</strong> {_esc(trust)}</p>")
+        parts.append(f"<p>Spearman ρ of each diversity metric with <code>{_esc(target)}</code>, signed "
+                     f"so that ρ &gt; 0 means more diverse corpora gave more accurate models. Cells: "
+                     f"ρ [{confidence:.0%} CI, a paired bootstrap over corpora] · n corpora.</p>")
+        ranking_png = [files[n] for n in ("ranking.png",) if n in files]
+        parts.append(f"<div class='row'>{self._ranking_table(ranking, panels)}"
+                     f"{self._images(run, ranking_png)}</div>")
+        parts.append(f"<div class='grid'>{self._images(run, scatters)}</div>")
+        for name, summary in (("correlations.md", "Every coefficient (Spearman, Pearson, p-values)"),
+                              ("notes.txt", "Runs left out of the correlation, and why")):
+            path = self._artifact(run, files[name]) if name in files else None
+            if path and path.read_text().strip():
+                parts.append(f"<details><summary>{summary}</summary>"
+                             f"<pre>{_esc(path.read_text())}</pre></details>")
+        return "".join(parts)
 
-    def scores(self) -> tuple[str, list[RunRecord]]:
-        runs = self.query.stage_runs("score")
+    def _ranking(self, run: RunRecord, files: dict[str, str]) -> tuple[list[str], dict[str, list[PanelCI]]]:
+        """Metrics in the stage's ranking order, and each one's ρ per (size, variant) panel."""
+        ranking = [r["metric"] for r in self._csv(run, files.get("ranking.csv"))]
+        panels: dict[str, list[PanelCI]] = {}
+        for row in self._csv(run, files.get("correlations.csv")):
+            panels.setdefault(row["metric"], []).append(PanelCI.from_row(row))
+        return ranking + [m for m in panels if m not in ranking], panels
+
+    def _ranking_table(self, ranking: list[str], panels: dict[str, list[PanelCI]]) -> str:
         rows = []
+        for i, metric in enumerate(ranking, start=1):
+            row: dict[str, Any] = {"#": i, "metric": metric}
+            row |= {f"{p.panel}: ρ [CI]": p.cell() for p in panels.get(metric, [])}
+            rows.append(row)
+        return _table(rows)
+
+    def _images(self, run: RunRecord, paths: list[str]) -> str:
+        local = [(p, self._artifact(run, p)) for p in paths]
+        return "".join(f"<figure>{_img(f.read_bytes(), p)}</figure>" for p, f in local if f)
+
+    # ------------------------------------------------------------------ the evidence
+    def scores(self) -> tuple[str, list[RunRecord]]:
+        """Value [CI] per metric × corpus, laid out with the fewer of the two as columns: ten
+        value-with-CI columns do not fit a page, and a study has either many metrics or many
+        corpora."""
+        runs = self.query.stage_runs("score")
+        cells: dict[str, dict[str, str]] = {}  # metric (with its direction) → corpus → cell
         for run in runs:
-            row: dict[str, Any] = {"corpus": self._name(run)}
             for key, value in sorted(run.metrics.items()):
                 if key.startswith("div.") and key.endswith(".value"):
                     metric = key[4:-6]
-                    low = run.metrics.get(f"div.{metric}.ci_low", value)
-                    high = run.metrics.get(f"div.{metric}.ci_high", value)
-                    row[metric] = f"{value:.4g} [{low:.3g}, {high:.3g}]"
-            rows.append(row)
-        return _table(rows), runs
+                    direction = run.tags.get(f"div.{metric}.higher_is_more_diverse", "")
+                    arrow = {"true": " ↑", "false": " ↓"}.get(direction.lower(), "")
+                    cells.setdefault(metric + arrow, {})[self._name(run)] = fmt_ci(
+                        value, run.metrics.get(f"div.{metric}.ci_low"), run.metrics.get(f"div.{metric}.ci_high"))
+        corpora = list(dict.fromkeys(c for by_corpus in cells.values() for c in by_corpus))
+        if len(corpora) <= len(cells):
+            rows = [{"metric": m} | by_corpus for m, by_corpus in cells.items()]
+        else:
+            rows = [{"corpus": c} | {m: cells[m].get(c) for m in cells} for c in corpora]
+        legend = "<p>Value [CI] per corpus; ↑ higher = more diverse, ↓ lower = more diverse.</p>"
+        return legend + _table(rows), runs
 
     def samples_and_criteria(self, score_runs: list[RunRecord]) -> str:
         parts = []
@@ -136,47 +310,45 @@ class StudyReport:
             rows.append(row)
         return _table(rows)
 
-    def correlation(self) -> str:
-        runs = self.query.stage_runs("correlate")
-        if not runs:
-            return "<p><em>no correlation run</em></p>"
-        run = runs[-1]
-        parts = []
-        for name in ("correlations.md",):
-            path = self._artifact(run, f"correlate/{name}")
-            if path:
-                parts.append(f"<pre>{_esc(path.read_text())}</pre>")
-        listing = Tracker(self.uri, run.run_id).list_artifact_files("correlate")
-        for item in listing:
-            if item.endswith(".png"):
-                path = self._artifact(run, item)
-                if path:
-                    parts.append(_img(path.read_bytes(), item))
-        return "".join(parts) or "<p><em>no correlation artifacts</em></p>"
+    def knobs(self) -> str:
+        studies = self.query.stage_runs("study", ("FINISHED", "RUNNING", "FAILED", "KILLED"))
+        if not studies:
+            return "<p><em>no study run (stages were run by hand)</em></p>"
+        path = self._artifact(studies[-1], "config/resolved.yaml")
+        return f"<details><summary>Every knob, as the study ran</summary><pre>{_esc(path.read_text()) if path else ''}</pre></details>"
 
     def render(self) -> str:
         score_table, score_runs = self.scores()
         sections = [
-            ("Study knobs", self.knobs()),
-            ("Diversity scores", score_table),
-            ("Samples and cluster-agent criteria", self.samples_and_criteria(score_runs)),
-            ("Training curves", self.training()),
-            ("Evaluation", self.evals()),
-            ("Diversity vs accuracy", self.correlation()),
+            ("answer", "Diversity vs accuracy", self.correlation()),
+            ("scores", "Diversity scores", score_table),
+            ("training", "Training curves", self.training()),
+            ("evals", "Evaluation", self.evals()),
+            ("samples", "Samples and cluster-agent criteria", self.samples_and_criteria(score_runs)),
+            ("config", "Resolved config", self.knobs()),
         ]
-        body = "".join(f"<h2>{_esc(t)}</h2>{c}" for t, c in sections)
+        nav = " · ".join(f"<a href='#{key}'>{_esc(title)}</a>" for key, title, _ in sections)
+        body = "".join(f"<section id='{key}'><h2>{_esc(t)}</h2>{c}</section>" for key, t, c in sections)
         return (
             "<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>synthdiv report: {_esc(self.experiment)}</title><style>{_CSS}</style></head>"
-            f"<body><h1>synthdiv report: {_esc(self.experiment)}</h1>{body}</body></html>"
+            f"<body><h1>synthdiv report: {_esc(self.experiment)}</h1><nav>{nav}</nav>{body}</body></html>"
         )
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px}
-th{background:#f3f3f3}pre{background:#f8f8f8;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
-img{max-width:100%;border:1px solid #eee;margin:8px 0}h2{border-bottom:2px solid #ddd;padding-bottom:4px}
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1240px;padding:0 16px;color:#222;line-height:1.4}
+nav{font-size:14px;margin-bottom:1em}nav a{color:#246}
+table{border-collapse:collapse;margin:.5em 0;font-size:13px;font-variant-numeric:tabular-nums}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}th{background:#f3f3f3}
+.wide{overflow-x:auto;max-width:100%}
+pre{background:#f8f8f8;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
+img{max-width:100%;border:1px solid #eee}figure{margin:0}
+h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:1.6em}
+.trust{background:#fff7e0;border-left:4px solid #e0a000;padding:8px 12px;font-size:15px}
+.row{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap}.row>*{flex:1 1 420px;min-width:0}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px;margin-top:12px}
+summary{cursor:pointer;font-weight:600}
 """
 
 

@@ -5,6 +5,10 @@ test is about the study's DAG, lineage and resume; generation on the packaged Sm
 rejects a share of its own samples) is tested in test_generate_embedded.py.
 """
 
+import base64
+import re
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -12,7 +16,9 @@ from synthdiv.config import ConfigError, CorpusConfig, parse_config
 from synthdiv.report import write_report
 from synthdiv.score import example_corpus_path
 from synthdiv.study import StudyConfig, plan_study, run_study
+from synthdiv.tracking import Tracker
 from tests.integration.test_generate_pipeline import valid_answer
+from tests.integration.test_report import screenshot
 from tests.support.browser import render
 from tests.support.openai_server import ScriptedOpenAIServer
 
@@ -59,6 +65,29 @@ def test_grid_expands_to_one_corpus_per_cell():
     ]
 
 
+def _check_report(page: str, uri: str, experiment_id: str, metrics: set[str], downloads: Path) -> None:
+    """The study's report leads with its correlation figures and keeps the config for last."""
+    client = MlflowClient(uri)
+    sections = re.findall(r"<section id='(\w+)'><h2>([^<]+)</h2>", page)
+    assert [key for key, _ in sections] == ["answer", "scores", "training", "evals", "samples", "config"]
+    assert sections[0][1] == "Diversity vs accuracy"
+    config = page[page.index("<section id='config'>"):]
+    assert config.count("<details>") == 1 and "<details open" not in config  # collapsed
+
+    # every figure the correlate stage wrote (nested under its artifact dir) is on the page
+    (run,) = client.search_runs([experiment_id], filter_string="tags.`synthdiv.stage` = 'correlate'")
+    pngs = [p for p in Tracker(uri, run.info.run_id).list_artifact_files() if p.endswith(".png")]
+    names = {Path(p).name for p in pngs}
+    assert names == {f"scatter_{m}.png" for m in metrics} | {"ranking.png"}, names
+    answer = page[:page.index("<section id='scores'>")]
+    for path in pngs:
+        png = Path(client.download_artifacts(run.info.run_id, path, str(downloads))).read_bytes()
+        assert f'alt="{path}" src="data:image/png;base64,{base64.b64encode(png).decode()}"' in answer
+    assert "no correlation artifacts" not in page
+    # two corpora: the page says plainly that this is no evidence
+    assert re.search(r"<p class='trust'><strong>[^<]*</strong> Too few corpora for a claim \(n = 2 corpora", answer)
+
+
 @pytest.mark.slow
 def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
     server = ScriptedOpenAIServer({"": [{"content": valid_answer("study", 1)}]}).__enter__()
@@ -91,10 +120,9 @@ def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
     assert len(client.search_runs([exp.experiment_id])) == len(runs)
 
     html = write_report(runtime.tracking_uri, runtime.experiment, tmp_path / "report.html")
-    text = html.read_text()
-    for heading in ("Diversity scores", "Training curves", "Evaluation", "Diversity vs accuracy"):
-        assert f"<h2>{heading}</h2>" in text
-    dom, shot = render(html.as_uri(), tmp_path / "report")
+    _check_report(html.read_text(), runtime.tracking_uri, exp.experiment_id, set(TINY_STUDY["score"]["metrics"]),
+                  tmp_path / "artifacts")
+    dom, shot = screenshot(html.as_uri(), tmp_path / "report")
     assert "Diversity vs accuracy" in dom and shot.stat().st_size > 20_000  # rendered, not blank
 
     # the MLflow UI (a real server) shows the study's parent run with its children
@@ -113,7 +141,6 @@ def test_a_killed_study_resumes_without_redoing_finished_stages(runtime, tmp_pat
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     import yaml
 
