@@ -57,13 +57,13 @@ def study(runtime):
     digests = [f"digest{i:02d}" for i in range(5)]
     for i, d in enumerate(digests):
         _score_run(runtime, d, VENDI[i], COMPRESSION[i])
-        _eval_run(runtime, f"c{i}-tiny-base", d, "tiny", "base", BASE_ACC[i])
-        _eval_run(runtime, f"c{i}-tiny-sft", d, "tiny", "sft", SFT_ACC[i])
+        _eval_run(runtime, f"c{i}", d, "tiny", "base", BASE_ACC[i])  # the study's corpus names
+        _eval_run(runtime, f"c{i}", d, "tiny", "sft", SFT_ACC[i])
     for i in range(3):  # a second size with only three corpora: rho yes, CI undefined
-        _eval_run(runtime, f"c{i}-small-base", digests[i], "small", "base", BASE_ACC[i] + 0.1)
+        _eval_run(runtime, f"c{i}", digests[i], "small", "base", BASE_ACC[i] + 0.1)
     _eval_run(runtime, "orphan", None, "tiny", "base", 0.9)  # no lineage tag: skipped, noted
     # a rerun of c0 base (newer) supersedes the older value
-    _eval_run(runtime, "c0-tiny-base-rerun", digests[0], "tiny", "base", 0.39)
+    _eval_run(runtime, "c0", digests[0], "tiny", "base", 0.39)
     return digests
 
 
