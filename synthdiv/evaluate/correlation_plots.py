@@ -76,7 +76,8 @@ def ranking_figure(ranks: list[MetricRank]) -> Figure:
     ax.set_xlabel("mean directional Spearman ρ (> 0: more diverse → more accurate)")
     ax.set_title("Diversity metrics ranked by |ρ| with accuracy")
     if not shown:
-        ax.text(0, 0.5, "no metric has enough points for a correlation", ha="center")
+        ax.text(0.5, 0.5, "no metric has enough points for a correlation", ha="center",
+                transform=ax.transAxes)
     return fig
 
 
