@@ -20,6 +20,10 @@ from scipy import stats
 
 MIN_POINTS_FOR_CI = 4
 MIN_POINTS_FOR_RHO = 3
+# Values spread by less than this fraction of their magnitude count as constant: their order is
+# rounding noise (e.g. 0.5 and 0.5 + 1e-12 from summing in a different order), and ranking it
+# would report a spurious correlation.
+NEAR_CONSTANT_SPREAD = 1e-9
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,19 @@ def paired_bootstrap(
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), size=(n_boot, len(x)))
     xs, ys = x[idx], y[idx]
-    valid = (np.ptp(xs, axis=1) > 0) & (np.ptp(ys, axis=1) > 0)
+    valid = ~near_constant(xs) & ~near_constant(ys)
     xs, ys = xs[valid], ys[valid]
     spearman = _rowwise_pearson(stats.rankdata(xs, axis=1), stats.rankdata(ys, axis=1))
     return spearman, _rowwise_pearson(xs, ys)
+
+
+def near_constant(values: np.ndarray) -> np.ndarray | bool:
+    """True where ``values`` (the last axis) spread by at most NEAR_CONSTANT_SPREAD × their
+    largest magnitude: exactly equal values, or values that differ only by rounding."""
+    values = np.asarray(values, dtype=float)
+    spread = np.ptp(values, axis=-1)
+    scale = np.abs(values).max(axis=-1)
+    return spread <= NEAR_CONSTANT_SPREAD * scale
 
 
 def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -135,8 +148,8 @@ def correlate(
     if n < MIN_POINTS_FOR_RHO:
         out["note"] = f"n={n} < {MIN_POINTS_FOR_RHO}: correlation undefined"
         return out
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        out["note"] = "constant " + ("metric values" if np.ptp(x) == 0 else "accuracy")
+    if near_constant(x) or near_constant(y):
+        out["note"] = "constant " + ("metric values" if near_constant(x) else "accuracy")
         return out
     rho = stats.spearmanr(x, y)
     r = stats.pearsonr(x, y)

@@ -88,6 +88,18 @@ class ValidateMetricsConfig(StrictModel):
     n_boot: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    # A pass bar on the results, not an input to them: excluded from the dump, hence from the job
+    # id (config digest) and the logged params, so moving the bar reuses the computed values
+    # (and the cluster-agent's LLM cache, which lives under the job's output) instead of
+    # recomputing them, and never conflicts with the params already logged on the reused run.
+    min_rho: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        exclude=True,
+        description="Fail (non-zero exit) when any metric's rho on any series is below this, or "
+        "undefined; None = no bar.",
+    )
     embed_runner: Literal["auto", "ray", "local"] = Field(
         "auto",
         description="'ray' = the Ray Data embed pipeline (resumable shards), 'local' = one "
@@ -286,8 +298,21 @@ def read_jsonl(shards: ShardedOutput, index: int) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def below_min_rho(
+    correlations: list[dict[str, Any]], min_rho: float | None
+) -> list[dict[str, Any]]:
+    """The metric × series rows that miss the bar: rho below ``min_rho``, or undefined (a metric
+    that cannot order a series at all — constant values, too few points — does not pass)."""
+    if min_rho is None:
+        return []
+    return [c for c in correlations if c["rho"] is None or c["rho"] < min_rho]
+
+
 def validate_metrics(
     config: ValidateMetricsConfig, progress: ProgressFn = no_progress, parent: Any = None
 ) -> StageResult:
-    """Run the validation as a tracked stage (the library entry point behind the CLI)."""
-    return run_stage(ValidateMetricsStage(config, progress), parent=parent)
+    """Run the validation as a tracked stage (the library entry point behind the CLI);
+    ``extra["below_min_rho"]`` lists the rows that miss ``config.min_rho``."""
+    result = run_stage(ValidateMetricsStage(config, progress), parent=parent)
+    result.extra["below_min_rho"] = below_min_rho(result.extra["correlations"], config.min_rho)
+    return result

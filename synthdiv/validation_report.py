@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from synthdiv.analysis import near_constant
+
 
 def write_report(
     correlations: list[dict[str, Any]], rows: list[dict[str, Any]], folder: Path
@@ -86,10 +88,11 @@ def plot_validation(
                     for lv in levels
                 ]
             )
-            span = np.ptp(means)
+            # Rounding noise scaled to [0, 1] would draw a trend the correlation refused to see.
+            flat = near_constant(means)
             ax.plot(
                 levels,
-                (means - means.min()) / span if span > 0 else means * 0,
+                means * 0 if flat else (means - means.min()) / np.ptp(means),
                 marker="o",
                 label=c["metric"],
             )

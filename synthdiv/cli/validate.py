@@ -35,6 +35,12 @@ def validate_metrics(
         None, help="Rebuilds of each series with new seeds (default 3)."
     ),
     seed: int | None = typer.Option(None, help="Base seed."),
+    min_rho: float | None = typer.Option(
+        None,
+        "--min-rho",
+        help="Exit non-zero when any metric's rho on any series is below this (or undefined); "
+        "the table marks which. Overrides the config's min_rho.",
+    ),
     tracking_uri: str | None = typer.Option(
         None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."
     ),
@@ -52,6 +58,8 @@ def validate_metrics(
       synthdiv validate-metrics -m vendi,distinct_n,cluster_agent --repeats 2
 
       synthdiv validate-metrics --labelled mine.jsonl --label-field meta.category
+
+      synthdiv validate-metrics -m distinct_n,vendi --min-rho 0.8   # a check that can fail
     """
     from synthdiv.corpus import CorpusError
     from synthdiv.progress import rich_progress
@@ -66,6 +74,7 @@ def validate_metrics(
             "corpus_size": corpus_size,
             "repeats": repeats,
             "seed": seed,
+            "min_rho": min_rho,
             "runtime.tracking_uri": tracking_uri,
             "runtime.experiment": experiment,
         }.items()
@@ -80,11 +89,22 @@ def validate_metrics(
     except (CorpusError, FileNotFoundError, ValueError) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
         return
-    print_rows(
-        "Spearman rho with the known diversity order (+1 = perfect)",
-        result.extra["correlations"],
-        ["metric", "series", "rho", "ci_low", "ci_high", "n_points", "n_failed", "note"],
-    )
+    below = result.extra["below_min_rho"]
+    columns = ["metric", "series", "rho", "ci_low", "ci_high", "n_points", "n_failed", "note"]
+    rows = result.extra["correlations"]
+    if cfg.min_rho is not None:
+        columns.append("min_rho")
+        rows = [r | {"min_rho": "BELOW" if r in below else "ok"} for r in rows]
+    print_rows("Spearman rho with the known diversity order (+1 = perfect)", rows, columns)
+    for row in below:
+        rho = "undefined" if row["rho"] is None else f"{row['rho']:.3f}"
+        reason = f" ({row['note']})" if row["note"] else ""
+        console.print(
+            f"below --min-rho {cfg.min_rho:g}: {row['metric']} on {row['series']}, "
+            f"rho {rho}{reason}",
+            style="red",
+            markup=False,
+        )
     failed = [r for r in result.extra["rows"] if r["error"]]
     for row in failed[:5]:
         console.print(
@@ -92,5 +112,5 @@ def validate_metrics(
         )
     out.print(f"report: {result.outputs['report']}")
     out.print(f"MLflow: {result.extra['run_link']}")
-    if failed:
+    if failed or below:
         raise typer.Exit(1)

@@ -9,6 +9,7 @@ Definitions and directions are documented in docs/metrics.md.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -156,10 +157,27 @@ class RemoteClique(ConfiguredMetric):
         )
 
 
+# k-means with about one document per centroid scores float noise (every document sits on its
+# own centroid), so k is capped at n // MIN_DOCS_PER_CLUSTER; below 2 clusters the score is
+# undefined (NaN with the reason), not a number.
+MIN_DOCS_PER_CLUSTER = 5
+
+
 class KMeansParams(StrictModel):
-    k: int = Field(100, ge=2, description="Clusters; clamped to the number of documents.")
+    k: int = Field(
+        100,
+        ge=2,
+        description=f"Clusters; capped at n // {MIN_DOCS_PER_CLUSTER} for n documents per "
+        "subsample.",
+    )
     n_iter: int = Field(20, ge=1, description="Lloyd iterations.")
     n_redo: int = Field(1, ge=1, description="Restarts; the lowest-inertia run is kept.")
+
+
+def kmeans_k(configured: int, n_docs: int) -> int:
+    """The k actually used: at most ``configured``, and at least MIN_DOCS_PER_CLUSTER documents
+    per cluster on average."""
+    return min(configured, n_docs // MIN_DOCS_PER_CLUSTER)
 
 
 def spherical_kmeans(
@@ -191,7 +209,7 @@ class KMeansScore(ConfiguredMetric):
     """k-means (faiss, spherical) on embeddings: mean cosine distance of documents to their centroid."""
 
     name: ClassVar[str] = "kmeans"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: k capped at n // 5, undefined (NaN) below 10 documents
     higher_is_more_diverse: ClassVar[bool] = True
     Params = KMeansParams
 
@@ -200,17 +218,27 @@ class KMeansScore(ConfiguredMetric):
             raise ValueError(
                 f"metric {self.name!r} needs embeddings, but MetricContext.embeddings is not set"
             )
-        return seeded_subsamples(
+        result = seeded_subsamples(
             self,
             corpus,
             lambda sub, seed: self.score(corpus_vectors(sub, ctx, self.name), seed),
             ctx,
         )
+        # Every subsample has the same size, so either all seeds are defined or none is.
+        undefined = result.details["per_seed_details"][0].get("undefined")
+        if undefined:
+            result.details["undefined"] = undefined
+        return result
 
     def score(self, x: np.ndarray, seed: int) -> tuple[float, dict[str, Any]]:
-        k = min(self.params.k, len(x))
+        k = kmeans_k(self.params.k, len(x))
         if k < 2:
-            return 0.0, {"k": k}
+            reason = (
+                f"undefined: {len(x)} documents give k = min({self.params.k}, "
+                f"{len(x)} // {MIN_DOCS_PER_CLUSTER}) = {k} < 2 clusters; "
+                f"k-means needs >= {2 * MIN_DOCS_PER_CLUSTER} documents"
+            )
+            return math.nan, {"k": k, "undefined": reason}
         p = self.params
         similarity, labels = spherical_kmeans(x, k, p.n_iter, p.n_redo, seed)
         sizes = np.bincount(labels, minlength=k)

@@ -153,10 +153,10 @@ class PerplexityGapParams(_ForwardPassParams):
 
 @register
 class PerplexityGap(ConfiguredMetric):
-    """Perplexity gap: PPL(small LM) − PPL(large LM) on the same seeded subsamples."""
+    """Perplexity gap: |PPL(small LM) − PPL(large LM)| on the same seeded subsamples."""
 
     name: ClassVar[str] = "perplexity_gap"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: the paper's absolute difference (1 was signed)
     higher_is_more_diverse: ClassVar[bool] = True  # text where extra capacity helps more
     Params = PerplexityGapParams
 
@@ -169,15 +169,21 @@ class PerplexityGap(ConfiguredMetric):
         def statistic(sub: Corpus, seed: int) -> tuple[float, dict[str, Any]]:
             a = small.nll(sub.texts, p.batch_size, p.max_length)
             b = large.nll(sub.texts, p.batch_size, p.max_length)
-            return a.perplexity - b.perplexity, {
+            # The paper's gap is the absolute difference; the sign (does the larger model predict
+            # this text better?) stays in the details.
+            signed = a.perplexity - b.perplexity
+            return abs(signed), {
                 "ppl_small": a.perplexity,
                 "ppl_large": b.perplexity,
+                "signed_gap": signed,
                 "tokens": a.tokens,
             }
 
         result = seeded_subsamples(self, corpus, statistic, ctx, p.sample_size)
+        signed = [d["signed_gap"] for d in result.details["per_seed_details"]]
         # Per-token perplexities of models with different tokenizers are not comparable.
         result.details |= {
+            "signed_gap": sum(signed) / len(signed),
             "small_path": small.path,
             "large_path": large.path,
             "same_tokenizer": same_vocab,

@@ -83,6 +83,8 @@ def test_real_model_invariants_cache_and_tracking(corpus, tmp_path, smollm2_gguf
     assert (
         run.data.metrics["cluster_agent.failed_iterations"] == result.details["failed_iterations"]
     )
+    assert run.data.metrics["cluster_agent.failure_rate"] == pytest.approx(failed / PARAMS["N"])
+    assert "cluster_agent.D_unverified" in run.data.metrics
     logged = {a.path for a in client.list_artifacts(tracker.run_id, "cluster_agent/seed_0")}
     assert {"cluster_agent/seed_0/iterations.jsonl", "cluster_agent/seed_0/criteria.md"} <= logged
     local = client.download_artifacts(tracker.run_id, "cluster_agent/prompts.json", str(tmp_path))

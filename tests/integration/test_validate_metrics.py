@@ -8,13 +8,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
 
-from synthdiv.config import ConfigError, parse_config
+from synthdiv.cli import app
+from synthdiv.config import ConfigError, config_digest, parse_config
 from synthdiv.corpus import Corpus, read_corpus
 from synthdiv.tracking import TAG_DATASET, TAG_STAGE
 from synthdiv.validation import (
     ValidateMetricsConfig,
+    below_min_rho,
     build_corpora,
     correlation_rows,
     validate_metrics,
@@ -85,6 +89,33 @@ def test_correlation_is_sign_corrected_by_direction():
     assert row["n_points"] == 8 and row["n_failed"] == 1
 
 
+def test_float_noise_around_one_value_gets_no_rho():
+    # k-means with one document per centroid scored ~1e-8 noise; its order is not a ranking
+    rows = [
+        {"metric": "kmeans", "series": "topics", "order": float(o), "level": o, "repeat": 0,
+         "value": 0.25 + o * 1e-13, "error": None}
+        for o in (1, 2, 4, 8, 12)
+    ]  # fmt: skip
+    (row,) = correlation_rows(rows, config(metrics={"kmeans": {}}, series=["topics"]))
+    assert row["rho"] is None and row["note"] == "constant metric values"
+
+
+def test_min_rho_flags_low_and_undefined_rho_and_is_not_part_of_the_job_identity():
+    rows = [
+        {"metric": "vendi", "series": "topics", "rho": 0.95, "note": ""},
+        {"metric": "distinct_n", "series": "topics", "rho": 0.5, "note": ""},
+        {"metric": "context_length", "series": "duplication", "rho": None,
+         "note": "constant metric values"},
+    ]  # fmt: skip
+    assert [r["metric"] for r in below_min_rho(rows, 0.9)] == ["distinct_n", "context_length"]
+    assert below_min_rho(rows, 0.4) == rows[2:] and below_min_rho(rows, None) == []
+    gated = config(min_rho=0.9)
+    # a pass bar, not an input: moving it must reuse the job's values (and its LLM cache)
+    assert gated.min_rho == 0.9 and config_digest(gated) == config_digest(config())
+    with pytest.raises(ConfigError, match="min_rho"):
+        config(min_rho=1.5)
+
+
 # -- the stage end to end: real Ray, packaged MiniLM, MLflow server -------------------------------
 @pytest.mark.slow
 def test_validation_ranks_topic_counts_and_lands_in_mlflow(runtime, ray_local):
@@ -120,3 +151,38 @@ def test_validation_ranks_topic_counts_and_lands_in_mlflow(runtime, ray_local):
     rerun = validate_metrics(cfg)  # finished repeats are read back, the run is reused
     assert rerun.outputs["mlflow_run_id"] == result.outputs["mlflow_run_id"]
     assert rerun.extra["rows"] == result.extra["rows"]
+
+
+def write_constant_length_corpus(path: Path, labels: int = 2, per_label: int = 8) -> Path:
+    """Every document has 6 whitespace tokens, none shared: distinct-n falls exactly with each
+    copied document, while the whitespace context length is the same on every corpus."""
+    docs = [
+        {"id": f"{lab}-{i}", "text": " ".join(f"w{lab}x{i}x{j}" for j in range(6)),
+         "meta": {"topic": f"t{lab}"}}
+        for lab in range(labels) for i in range(per_label)
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return path
+
+
+@pytest.mark.slow  # a Ray session and an MLflow server (shared with the other tests)
+def test_cli_min_rho_fails_a_metric_that_cannot_order_a_series(runtime, ray_local, tmp_path):
+    cfg = {
+        "runtime": runtime.model_dump(mode="json"),
+        "labelled": {"path": str(write_constant_length_corpus(tmp_path / "labelled.jsonl"))},
+        "metrics": {"distinct_n": {}, "context_length": {"tokenizer": "whitespace"}},
+        "series": ["duplication"], "corpus_size": 8, "repeats": 1, "n_boot": 100,
+    }  # fmt: skip
+    path = tmp_path / "validate.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    invoke = lambda *args: CliRunner().invoke(app, ["validate-metrics", "-c", str(path), *args])
+
+    gated = invoke("--min-rho", "0.9")
+    text = " ".join(gated.output.split())
+    assert gated.exit_code != 0, gated.output
+    assert "below --min-rho 0.9: context_length on duplication, rho undefined" in text
+    assert "distinct_n on duplication" not in text  # it orders the copies perfectly
+    assert invoke().exit_code == 0  # the same values without a bar: nothing failed
+    passing = invoke("-m", "distinct_n", "--min-rho", "0.9")
+    assert passing.exit_code == 0, passing.output
+    assert "below --min-rho" not in passing.output

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from synthdiv.analysis import (
+    NEAR_CONSTANT_SPREAD,
     Correlation,
     Point,
     Score,
@@ -81,6 +82,27 @@ def test_constant_metric_is_reported_not_nan():
     out = correlate([2.0, 2.0, 2.0, 2.0], [0.1, 0.2, 0.3, 0.4])
     assert "spearman" not in out
     assert out["note"] == "constant metric values"
+
+
+def test_values_differing_only_by_rounding_count_as_constant():
+    # one value plus noise far below its magnitude: ranking the noise would give rho = 1
+    base = 0.7310585786300049
+    noisy = base + np.arange(6) * base * NEAR_CONSTANT_SPREAD / 10
+    assert np.ptp(noisy) > 0 and stats.spearmanr(noisy, np.arange(6)).statistic == 1.0
+    out = correlate(noisy, np.arange(6.0))
+    assert "spearman" not in out and out["note"] == "constant metric values"
+    assert correlate(np.arange(6.0), noisy)["note"] == "constant accuracy"
+    # the rule is relative: small values that really differ still correlate
+    tiny = np.arange(1.0, 7.0) * 1e-12
+    assert correlate(tiny, np.arange(6.0), n_boot=100)["spearman"] == pytest.approx(1.0)
+
+
+def test_bootstrap_treats_near_constant_resamples_as_degenerate():
+    x = np.array([1.0, 1.0 + 1e-13, 2.0, 3.0])  # the first two differ only by rounding
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    rho, _ = paired_bootstrap(x, y, 4000, seed=0)
+    exact, _ = paired_bootstrap(np.array([1.0, 1.0, 2.0, 3.0]), y, 4000, seed=0)
+    assert len(rho) == len(exact)  # the same resamples are dropped as for exactly equal values
 
 
 def test_bootstrap_drops_degenerate_resamples_with_four_points():

@@ -4,6 +4,7 @@ on real MiniLM embeddings, params validation and the protocols."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from synthdiv.config import ConfigError
 from synthdiv.corpus import Corpus
 from synthdiv.metrics import MetricContext, available, create
 from synthdiv.metrics.embedding import (
+    MIN_DOCS_PER_CLUSTER,
     KMeansScore,
     PairwiseCosineDistance,
     RemoteClique,
@@ -102,11 +104,30 @@ def test_kmeans_identical_points_score_zero():
     assert result.details["per_seed_details"][0]["nonempty_clusters"] == 1
 
 
-def test_kmeans_clamps_k_to_documents():
-    corpus, ctx = vector_corpus(topic_vectors(2, n=6), n_seeds=2)
-    result = KMeansScore(k=100).compute(corpus, ctx)
-    assert result.details["per_seed_details"][0]["k"] == 6
-    assert result.value == pytest.approx(0.0, abs=1e-5)  # one document per cluster
+def test_kmeans_chooses_k_from_the_corpus_size():
+    # 20 documents, default k=100: k = 20 // 5 = 4 clusters of ~5, whose residual spread is the
+    # within-topic spread, not the float noise of one document per centroid (k = n: ~1e-8).
+    x = topic_vectors(4, n=20)
+    result = KMeansScore().compute(*vector_corpus(x, n_seeds=2))
+    assert [d["k"] for d in result.details["per_seed_details"]] == [20 // MIN_DOCS_PER_CLUSTER] * 2
+    u = unit_rows(x)
+    centres = unit_rows(np.stack([u[t::4].sum(axis=0) for t in range(4)]))
+    within_topic = float(np.mean(1 - np.einsum("ij,ij->i", u, centres[np.arange(20) % 4])))
+    # k clusters leave at least about the spread around the k topic means (a local optimum of
+    # k-means leaves more); the old k = n left ~1e-8
+    assert result.value > 0.5 * within_topic
+    smaller = KMeansScore(k=3).compute(*vector_corpus(x, n_seeds=1))
+    assert smaller.details["per_seed_details"][0]["k"] == 3  # a configured k below the cap stays
+
+
+def test_kmeans_is_undefined_below_two_clusters_worth_of_documents():
+    n = 2 * MIN_DOCS_PER_CLUSTER
+    corpus, ctx = vector_corpus(topic_vectors(2, n=n - 1), n_seeds=2)
+    result = KMeansScore().compute(corpus, ctx)
+    assert math.isnan(result.value) and all(math.isnan(v) for v in result.per_seed)
+    assert f"needs >= {n} documents" in result.details["undefined"]
+    defined = KMeansScore().compute(*vector_corpus(topic_vectors(2, n=n), n_seeds=2))
+    assert math.isfinite(defined.value) and "undefined" not in defined.details
 
 
 # --- direction -----------------------------------------------------------------------------------

@@ -42,6 +42,9 @@ class Iteration:
     n: int = 0  # samples counted after the invalid rule
     S: float = 0.0  # mean cluster size n / C
     D: float = 0.0  # C² / n
+    # C² / n of the partition as the clusterer answered it, before verification: what
+    # ``verify: false`` would score on the same answer (the paper's verification ablation).
+    D_unverified: float | None = None
     repaired: bool = False  # partition repaired after the retries (``repair_partitions``)
     answer: dict[str, Any] | None = None  # the clustering JSON (distinctness, metadata, scores)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
@@ -59,7 +62,8 @@ class Iteration:
         n_valid = sum(self.valid)
         return {
             "index": self.index, "status": self.status, "C": self.C, "n": self.n, "S": self.S,
-            "D": self.D, "repaired": self.repaired, "valid": n_valid, "invalid": len(self.valid) - n_valid,
+            "D": self.D, "D_unverified": self.D_unverified, "repaired": self.repaired,
+            "valid": n_valid, "invalid": len(self.valid) - n_valid,
         }  # fmt: skip
 
 
@@ -288,6 +292,7 @@ def run_iterations(
             it.status, it.error = FAILED_CLUSTERING, response.error
             continue
         it.valid = [True] * len(it.clusters)
+        it.D_unverified = iteration_score(len(it.clusters), sum(map(len, it.clusters)))
     if params.verify:
         verify(iterations, samples, criteria_text, params, runner, seed)
     for it in iterations:

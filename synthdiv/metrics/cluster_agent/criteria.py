@@ -100,9 +100,14 @@ def request_seed(seed: int, stage: str, index: int) -> int:
 
 
 def draw_samples(n_docs: int, size: int, rounds: int, seed: int, stage: str) -> list[list[int]]:
-    """``rounds`` draws of ``size`` distinct document indices, reproducible from ``seed``."""
+    """``rounds`` draws of ``size`` distinct document indices in random order, reproducible from
+    ``seed``. The order is the order the LLM reads them in: it must not follow the corpus, since
+    a corpus grouped by topic would put similar documents next to each other in every prompt
+    (an order bias in what the model proposes and how it clusters)."""
     rng = np.random.default_rng([seed, int.from_bytes(stage.encode()[:4], "big")])
-    return [sorted(rng.choice(n_docs, size=size, replace=False).tolist()) for _ in range(rounds)]
+    return [
+        rng.choice(n_docs, size=size, replace=False, shuffle=True).tolist() for _ in range(rounds)
+    ]
 
 
 # -- schemas and validators ----------------------------------------------------------------------

@@ -3,8 +3,11 @@
 Per seed s (``ctx.seed + seed + i`` for i < ``n_seeds``: the caller's seed moves the draws too): the corpus is subsampled to ``ctx.sample_size``
 (when set), criteria are generated from it, N clustering iterations are scored, and
 D_s = mean of D_i over the iterations that succeeded. The reported value is the mean of D_s with
-a Student-t interval (the paper's bootstrap protocol). Failed iterations are counted, never fatal;
-a seed where *every* iteration failed scores NaN (the reason is in its summary).
+a Student-t interval (the paper's bootstrap protocol); with a single seed, whose t-interval would
+have zero width, the interval is a percentile bootstrap over that seed's D_i instead. Failed
+iterations are counted, never fatal, and their rate is reported with every score; a seed where
+*every* iteration failed scores NaN (the reason is in its summary). D before self-verification
+is reported beside D.
 
 Records: per-iteration C_i, n_i, S_i, D_i and valid/invalid counts (``details`` and
 ``iterations.jsonl``), the criteria (JSON and text), the prompt template refs, LLM usage. They are
@@ -21,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from synthdiv.config import LLMConfig
 from synthdiv.corpus import Corpus
 from synthdiv.llm.runner import LLMRunner, LLMUsage
@@ -32,6 +37,10 @@ from synthdiv.metrics.cluster_agent.prompts import template_refs
 from synthdiv.metrics.protocol import ConfiguredMetric, seeded_subsamples
 
 RUNNER_RESOURCE = "llm_runner"
+# Resamples of the single-seed interval; the bootstrap runs in chunks of this many rows, so its
+# memory stays at ITERATION_BOOTSTRAP × N / 5 floats even at the paper's N = 5000.
+ITERATION_BOOTSTRAP = 1000
+BOOTSTRAP_CHUNK = 200
 
 
 @register
@@ -39,7 +48,7 @@ class ClusterAgent(ConfiguredMetric):
     """LLM cluster-agent diversity (Chen et al. 2024): mean C_i² / n_i over N clusterings of K."""
 
     name: ClassVar[str] = "cluster_agent"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: documents enter each prompt in random order; 1-seed CI
     higher_is_more_diverse: ClassVar[bool] = True
     Params = ClusterAgentParams
     params: ClusterAgentParams
@@ -73,13 +82,22 @@ class ClusterAgent(ConfiguredMetric):
             dataclasses.replace(ctx, seed=ctx.seed + p.seed, n_seeds=p.n_seeds),
         )
         usage = usage_delta(runner.usage, usage_before)
-        failed = sum(o["summary"]["failed_iterations"] for o in outcomes.values())
+        summaries = [o["summary"] for o in outcomes.values()]
+        failed = sum(s["failed_iterations"] for s in summaries)
+        failure_rate = failed / sum(s["N"] for s in summaries)
+        unverified = [s["D_unverified"] for s in summaries if s["D_unverified"] is not None]
+        D_unverified = sum(unverified) / len(unverified) if unverified else math.nan
+        result.ci_low, result.ci_high, ci_method = interval(result, outcomes, ctx.confidence)
         result.tokens = usage.prompt_tokens + usage.completion_tokens
         result.details |= {
             "reading": "D_i = C_i^2 / n_i (S_i = n_i / C_i, mean cluster size); bounds [1/K, K]",
             "invalid_cluster_rule": p.invalid_cluster_rule,
             "prompts": template_refs(p.prompt_version),
+            "ci_method": ci_method,
             "failed_iterations": failed,
+            "failure_rate": failure_rate,
+            "verify": p.verify,
+            "D_unverified": D_unverified,
             "llm_usage": dataclasses.asdict(usage),
             "iterations": {
                 s: [it.compact() for it in o["iterations"]] for s, o in outcomes.items()
@@ -89,6 +107,8 @@ class ClusterAgent(ConfiguredMetric):
         }
         summary_metrics = {
             "cluster_agent.failed_iterations": failed,
+            "cluster_agent.failure_rate": failure_rate,
+            "cluster_agent.D_unverified": D_unverified,
             "cluster_agent.wall_seconds": time.perf_counter() - started,
             **usage.as_metrics(prefix="cluster_agent.llm."),
             **{f"cluster_agent.seed_{s}.D": o["D"] for s, o in outcomes.items()},
@@ -99,6 +119,39 @@ class ClusterAgent(ConfiguredMetric):
         else:
             result.artifacts = {"cluster_agent": out_dir}
         return result
+
+
+def interval(
+    result: MetricResult, outcomes: dict[int, dict[str, Any]], confidence: float
+) -> tuple[float, float, str]:
+    """(low, high, how): the t-interval over seeds, or with one seed a bootstrap over its D_i.
+
+    The single-seed interval holds the criteria fixed, so it reflects only which documents the N
+    iterations drew: narrower than a between-seed interval, but not the false certainty of a
+    zero-width one."""
+    if len(outcomes) > 1:
+        return result.ci_low, result.ci_high, f"student_t over {len(outcomes)} seeds"
+    ((seed, outcome),) = outcomes.items()
+    values = [it.D for it in outcome["iterations"] if it.ok]
+    if len(values) < 2:
+        return result.ci_low, result.ci_high, f"undefined: {len(values)} scored iteration(s)"
+    low, high = bootstrap_mean_interval(values, confidence, seed)
+    return low, high, f"percentile bootstrap over {len(values)} iterations' D_i (1 seed)"
+
+
+def bootstrap_mean_interval(
+    values: list[float], confidence: float, seed: int, n_boot: int = ITERATION_BOOTSTRAP
+) -> tuple[float, float]:
+    """Percentile interval of the mean of ``values`` over seeded resamples with replacement."""
+    x = np.asarray(values, dtype=float)
+    rng = np.random.default_rng([seed, len(x)])
+    means = np.concatenate([
+        x[rng.integers(0, len(x), size=(min(BOOTSTRAP_CHUNK, n_boot - start), len(x)))].mean(axis=1)
+        for start in range(0, n_boot, BOOTSTRAP_CHUNK)
+    ])  # fmt: skip
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def shared_runner(params: ClusterAgentParams, ctx: MetricContext) -> LLMRunner:
@@ -142,6 +195,9 @@ def run_seed(
 
 def iteration_summary(iterations: list[Iteration], K: int) -> dict[str, Any]:
     ok = [it for it in iterations if it.ok]
+    # Every iteration with an answered partition, whether or not verification then passed: the
+    # set ``verify: false`` would have scored.
+    answered = [it.D_unverified for it in iterations if it.D_unverified is not None]
     by_status: dict[str, int] = {}
     for it in iterations:
         by_status[it.status] = by_status.get(it.status, 0) + 1
@@ -150,7 +206,9 @@ def iteration_summary(iterations: list[Iteration], K: int) -> dict[str, Any]:
         "K": K,
         "ok_iterations": len(ok),
         "failed_iterations": len(iterations) - len(ok),
+        "failure_rate": (len(iterations) - len(ok)) / len(iterations),
         "status_counts": by_status,
+        "D_unverified": sum(answered) / len(answered) if answered else None,
         "mean_C": sum(it.C for it in ok) / len(ok) if ok else None,
         "mean_S": sum(it.S for it in ok) / len(ok) if ok else None,
         "valid_clusters": sum(sum(it.valid) for it in ok),
