@@ -1,6 +1,6 @@
 """``validate-metrics``: does each diversity metric rank corpora of *known* diversity correctly?
 
-The paper never validated its metric on corpora whose diversity is known (METHOD.md §1). This
+The paper never validated its metric on corpora whose diversity is known (docs/method.md §1). This
 stage builds such corpora from labelled text and reports, per metric, Spearman's rho between the
 metric and the known order, sign-corrected by the metric's direction (+1 = ranks perfectly):
 

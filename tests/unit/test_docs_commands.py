@@ -45,3 +45,11 @@ def test_the_docs_show_commands():
 def test_documented_command_parses(where, args):
     result = CliRunner().invoke(app, [*shlex.split(args), "--help"])
     assert result.exit_code == 0, f"{where}\n{result.output}"
+
+
+def test_the_repo_stands_alone():
+    """Docs, code and configs cite docs/method.md, never a file outside the repository."""
+    sources = [*DOCS, *ROOT.glob("synthdiv/**/*.py"), *ROOT.glob("examples/*.yaml")]
+    outside = [str(p.relative_to(ROOT)) for p in sources
+               if "METHOD.md" in p.read_text() or "../shared" in p.read_text()]
+    assert not outside

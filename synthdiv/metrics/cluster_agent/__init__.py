@@ -1,4 +1,4 @@
-"""The LLM cluster-agent diversity metric (METHOD.md §1), registered as ``cluster_agent``.
+"""The LLM cluster-agent diversity metric (docs/method.md §1), registered as ``cluster_agent``.
 
 - :mod:`.config` — parameters (CPU-small defaults; the paper's in ``PAPER_DEFAULTS``)
 - :mod:`.prompts` — versioned prompt templates in ``synthdiv/prompts/cluster_agent``

@@ -4,7 +4,7 @@ Each iteration clusters K random samples; the answer must be a partition of 1..K
 retried by the runner otherwise). Clusters of two or more members are then verified by a second
 call; singletons are valid by definition. Rejected clusters are split into singletons or dropped
 with their samples (``invalid_cluster_rule``), and the iteration scores D_i = C_i² / n_i
-(METHOD.md §1: S_i = n_i / C_i is the mean cluster size, so D_i = C_i / S_i lies in [1/K, K]).
+(docs/method.md §1: S_i = n_i / C_i is the mean cluster size, so D_i = C_i / S_i lies in [1/K, K]).
 An iteration whose clustering or verification still fails after the retries is recorded as
 failed and left out of the mean; it never stops the run.
 """

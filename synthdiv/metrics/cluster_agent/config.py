@@ -1,4 +1,4 @@
-"""Parameters of the LLM cluster-agent metric (METHOD.md §1).
+"""Parameters of the LLM cluster-agent metric (docs/method.md §1).
 
 Defaults are CPU-small so the quickstart finishes in minutes on the packaged SmolLM2; the paper's
 settings are in :data:`PAPER_DEFAULTS` (pass them as params to reproduce its protocol).

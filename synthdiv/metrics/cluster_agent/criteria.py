@@ -1,4 +1,4 @@
-"""Stage A: the criteria the cluster-agent clusters by (METHOD.md §1, steps 1–3).
+"""Stage A: the criteria the cluster-agent clusters by (docs/method.md §1, steps 1–3).
 
 1. M calls, each on J random samples → 3–5 metadata and 3–5 metrics with definitions.
 2. Answers merged by (normalised) name; one merge call per kind keeps k refined items.
