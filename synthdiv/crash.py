@@ -192,9 +192,7 @@ class IsolatedWorker:
                 raise TimeoutError(f"{self.label}: no answer within {timeout:g} s")
             status, value = self._conn.recv()
         except (EOFError, OSError):
-            self._proc.join(10)
-            raise crash_error(self.engine, self.label, pid=self._proc.pid,
-                              exitcode=self._proc.exitcode) from None
+            raise self._crashed() from None
         if status == "error":
             raise value
         return value
@@ -206,10 +204,13 @@ class IsolatedWorker:
         try:
             self._conn.send((method, args))
         except OSError:
-            self._proc.join(10)
-            raise crash_error(self.engine, self.label, pid=self._proc.pid,
-                              exitcode=self._proc.exitcode) from None
+            raise self._crashed() from None
         return self._receive(timeout)
+
+    def _crashed(self) -> Exception:
+        """The error for a child whose pipe broke: it died; wait for its exit code."""
+        self._proc.join(10)
+        return crash_error(self.engine, self.label, pid=self._proc.pid, exitcode=self._proc.exitcode)
 
     def close(self) -> None:
         if self._proc.is_alive():
