@@ -57,7 +57,9 @@ def bench_plain(corpus: Corpus, batch_size: int) -> tuple[float, float]:
         fh.flush()
         out = subprocess.run(
             [sys.executable, "-c", PLAIN_ENCODE, fh.name, str(minilm_path()), str(batch_size)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     timing = json.loads(out.strip().splitlines()[-1])
     return timing["total"], timing["encode"]

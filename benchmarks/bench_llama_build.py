@@ -32,10 +32,9 @@ def measure(threads: int, max_tokens: int, extra: bool) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_llama_quant import speeds
 
+    import synthdiv.llm.embedded as embedded
     from synthdiv import cpu
     from synthdiv.models import smollm2_chat_gguf
-
-    import synthdiv.llm.embedded as embedded
 
     embedded._use_extra_buffers = lambda requested: extra  # the guard's decision, forced
     out = speeds(str(smollm2_chat_gguf()), threads, max_tokens)
@@ -64,18 +63,35 @@ def main() -> None:
     for _ in range(args.rounds):
         for label, lib_dir in dirs.items():
             for extra in ("on", "off"):
-                cmd = [sys.executable, __file__, "--wheel", "x=y", "--child", extra,
-                       "--threads", str(args.threads), "--max-tokens", str(args.max_tokens)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--wheel",
+                    "x=y",
+                    "--child",
+                    extra,
+                    "--threads",
+                    str(args.threads),
+                    "--max-tokens",
+                    str(args.max_tokens),
+                ]
                 env = dict(os.environ, PYTHONPATH=lib_dir, HF_HUB_OFFLINE="1")
                 done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
                 runs.setdefault((label, extra), []).append(json.loads(done.stdout.splitlines()[-1]))
     print(f"threads={args.threads} max_tokens={args.max_tokens} rounds={args.rounds} (medians)")
-    print(f"{'build':10s} {'extra bufs':10s} {'prompt tok/s':>12s} {'free tok/s':>10s} "
-          f"{'json tok/s':>10s}  compiled for")
+    print(
+        f"{'build':10s} {'extra bufs':10s} {'prompt tok/s':>12s} {'free tok/s':>10s} "
+        f"{'json tok/s':>10s}  compiled for"
+    )
     for (label, extra), rows in runs.items():
-        med = {k: statistics.median(r[k] for r in rows) for k in ("prompt_tok_s", "free_tok_s", "json_tok_s")}
-        print(f"{label:10s} {extra:10s} {med['prompt_tok_s']:12.0f} {med['free_tok_s']:10.1f} "
-              f"{med['json_tok_s']:10.1f}  {rows[0]['features']}")
+        med = {
+            k: statistics.median(r[k] for r in rows)
+            for k in ("prompt_tok_s", "free_tok_s", "json_tok_s")
+        }
+        print(
+            f"{label:10s} {extra:10s} {med['prompt_tok_s']:12.0f} {med['free_tok_s']:10.1f} "
+            f"{med['json_tok_s']:10.1f}  {rows[0]['features']}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,15 @@ from synthdiv.models import smollm2_chat_gguf, smollm2_gguf_path
 
 SCHEMA = {
     "type": "object",
-    "properties": {"passages": {"type": "array", "items": {"type": "string"}}, "question": {"type": "string"}},
+    "properties": {
+        "passages": {"type": "array", "items": {"type": "string"}},
+        "question": {"type": "string"},
+    },
     "required": ["passages", "question"],
 }
-LONG_PROMPT = "Summarize: " + "The volcano erupted and lava flowed into the valley where farmers lived. " * 60
+LONG_PROMPT = (
+    "Summarize: " + "The volcano erupted and lava flowed into the valley where farmers lived. " * 60
+)
 
 
 def request(content: str, max_tokens: int, schema: dict | None = None) -> ChatRequest:
@@ -71,7 +76,9 @@ def main() -> None:
     print(f"{'file':40s} {'prompt tok/s':>12s} {'free tok/s':>10s} {'json tok/s':>10s}")
     for path in (smollm2_gguf_path(), smollm2_chat_gguf()):
         s = speeds(str(path), threads, args.max_tokens)
-        print(f"{path.name:40s} {s['prompt_tok_s']:12.0f} {s['free_tok_s']:10.1f} {s['json_tok_s']:10.1f}")
+        print(
+            f"{path.name:40s} {s['prompt_tok_s']:12.0f} {s['free_tok_s']:10.1f} {s['json_tok_s']:10.1f}"
+        )
     print(f"max |Q8_0 - Q4_1| on blk.0.ffn_down: {weight_gap():.3f} Q4 steps")
 
 

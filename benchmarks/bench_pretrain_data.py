@@ -35,8 +35,10 @@ from synthdiv.train.packing import pack
 
 def write_docs(path: Path, n: int, seed: int = 0) -> None:
     rng = random.Random(seed)
-    words = [f"{rng.choice('bcdfglmnprst')}{rng.choice('aeiou')}{rng.choice('nrstl')}{i % 97}"
-             for i in range(5000)]
+    words = [
+        f"{rng.choice('bcdfglmnprst')}{rng.choice('aeiou')}{rng.choice('nrstl')}{i % 97}"
+        for i in range(5000)
+    ]
     with path.open("w") as fh:
         for i in range(n):
             text = " ".join(rng.choices(words, k=rng.randint(50, 300)))
@@ -56,8 +58,9 @@ def plain(path: Path, tokenizer, seq_len: int, batch: int) -> tuple[float, int, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--shard-tokens", type=int, default=1_000_000)
@@ -70,24 +73,38 @@ def main() -> None:
     write_docs(corpus, args.docs)
     tokenizer = load_tokenizer(None)
     plain_s, plain_tokens, plain_rows = plain(corpus, tokenizer, args.seq_len, args.batch)
-    data = parse_config({
-        "corpora": [{"corpus": {"path": str(corpus)}, "weight": 1.0}],
-        "seq_len": args.seq_len, "shard_tokens": args.shard_tokens,
-        "tokenize_actors": args.actors, "tokenize_batch_size": args.batch,
-    }, PretrainData, "bench")
+    data = parse_config(
+        {
+            "corpora": [{"corpus": {"path": str(corpus)}, "weight": 1.0}],
+            "seq_len": args.seq_len,
+            "shard_tokens": args.shard_tokens,
+            "tokenize_actors": args.actors,
+            "tokenize_batch_size": args.batch,
+        },
+        PretrainData,
+        "bench",
+    )
     with ray_session(RuntimeConfig()):
         started = time.perf_counter()
         summary = prepare_pretrain_store(data, tokenizer, 0, str(work / "store"), "bench")
         ray_s = time.perf_counter() - started
     ray_tokens = summary["corpora"][0]["selected_tokens"]
-    print(f"docs={args.docs} tokens={plain_tokens:,} seq_len={args.seq_len} "
-          f"shards={summary['shards']} actors={args.actors} cores={os.cpu_count()}")
-    print(f"plain, one process : {plain_tokens / plain_s:12,.0f} tokens/s  ({plain_s:.1f} s, "
-          f"{plain_rows} rows)")
-    print(f"sharded pipeline   : {ray_tokens / ray_s:12,.0f} tokens/s  ({ray_s:.1f} s, "
-          f"{summary['rows']} rows)")
-    print(f"ratio pipeline / plain: {(ray_tokens / ray_s) / (plain_tokens / plain_s):.2f} "
-          "(the pipeline tokenizes twice: count, then pack)")
+    print(
+        f"docs={args.docs} tokens={plain_tokens:,} seq_len={args.seq_len} "
+        f"shards={summary['shards']} actors={args.actors} cores={os.cpu_count()}"
+    )
+    print(
+        f"plain, one process : {plain_tokens / plain_s:12,.0f} tokens/s  ({plain_s:.1f} s, "
+        f"{plain_rows} rows)"
+    )
+    print(
+        f"sharded pipeline   : {ray_tokens / ray_s:12,.0f} tokens/s  ({ray_s:.1f} s, "
+        f"{summary['rows']} rows)"
+    )
+    print(
+        f"ratio pipeline / plain: {(ray_tokens / ray_s) / (plain_tokens / plain_s):.2f} "
+        "(the pipeline tokenizes twice: count, then pack)"
+    )
 
 
 if __name__ == "__main__":

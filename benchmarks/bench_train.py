@@ -24,14 +24,36 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDS = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "over", "green", "hills", "and", "rivers", "flow", "into", "seas"]
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "mat",
+    "while",
+    "dogs",
+    "ran",
+    "over",
+    "green",
+    "hills",
+    "and",
+    "rivers",
+    "flow",
+    "into",
+    "seas",
+]
 
 
 def write_corpus(path: Path, n_docs: int) -> None:
     rng = random.Random(0)
-    path.write_text("".join(
-        json.dumps({"id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(200))}) + "\n"
-        for i in range(n_docs)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(200))})
+            + "\n"
+            for i in range(n_docs)
+        )
+    )
 
 
 def plain_loop(data_uri: str, model_config: dict, args: argparse.Namespace) -> list[float]:
@@ -54,8 +76,9 @@ def plain_loop(data_uri: str, model_config: dict, args: argparse.Namespace) -> l
     for step in range(args.steps):
         began = time.perf_counter()
         for micro in range(sampler.accumulation_steps):
-            ids = torch.from_numpy(np.asarray(arrays["input_ids"][sampler.rows(step, micro)],
-                                              dtype=np.int64))
+            ids = torch.from_numpy(
+                np.asarray(arrays["input_ids"][sampler.rows(step, micro)], dtype=np.int64)
+            )
             (model(input_ids=ids, labels=ids).loss / sampler.accumulation_steps).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -66,7 +89,9 @@ def plain_loop(data_uri: str, model_config: dict, args: argparse.Namespace) -> l
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
@@ -85,39 +110,64 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     write_corpus(work / "corpus.jsonl", 200)
-    cfg = parse_config({
-        "runtime": {"tracking_uri": f"sqlite:///{work}/mlflow.db", "storage_uri": str(work / "runs"),
-                    "experiment": "bench-train"},
-        "data": {"corpora": [{"corpus": {"path": str(work / "corpus.jsonl")}}],
-                 "seq_len": args.seq_len, "tokenize_with_ray": False},
-        "model": {"preset": "tiny"},
-        "train": {"schedule": {"global_batch_size": args.batch, "micro_batch_size": args.micro,
-                               "max_steps": args.steps},
-                  "scale": {"num_workers": 1, "threads_per_worker": args.threads,
-                            "cpus_per_worker": args.threads},
-                  "checkpoint": {"every_steps": args.steps}},
-    }, PretrainConfig)
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(args.threads)}})
+    cfg = parse_config(
+        {
+            "runtime": {
+                "tracking_uri": f"sqlite:///{work}/mlflow.db",
+                "storage_uri": str(work / "runs"),
+                "experiment": "bench-train",
+            },
+            "data": {
+                "corpora": [{"corpus": {"path": str(work / "corpus.jsonl")}}],
+                "seq_len": args.seq_len,
+                "tokenize_with_ray": False,
+            },
+            "model": {"preset": "tiny"},
+            "train": {
+                "schedule": {
+                    "global_batch_size": args.batch,
+                    "micro_batch_size": args.micro,
+                    "max_steps": args.steps,
+                },
+                "scale": {
+                    "num_workers": 1,
+                    "threads_per_worker": args.threads,
+                    "cpus_per_worker": args.threads,
+                },
+                "checkpoint": {"every_steps": args.steps},
+            },
+        },
+        PretrainConfig,
+    )
+    ray.init(
+        num_cpus=8,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(args.threads)}},
+    )
     try:
         result = run_stage(PretrainStage(cfg))
     finally:
         ray.shutdown()
     history = MlflowClient(cfg.runtime.tracking_uri).get_metric_history(
-        result.outputs["mlflow_run_id"], "train/tokens_per_s")
+        result.outputs["mlflow_run_id"], "train/tokens_per_s"
+    )
     ray_rates = [m.value for m in sorted(history, key=lambda m: m.step)]
     from synthdiv.train.config import ModelSpec
     from synthdiv.train.model import llama_config
     from synthdiv.train.store import read_meta
 
     meta = read_meta(result.outputs["data"])
-    model_config = llama_config(ModelSpec(preset="tiny"), meta["vocab_size"],
-                                eos_id=meta["eos_id"]).to_dict()
+    model_config = llama_config(
+        ModelSpec(preset="tiny"), meta["vocab_size"], eos_id=meta["eos_id"]
+    ).to_dict()
     plain_rates = plain_loop(result.outputs["data"], model_config, args)
     ray_tps = statistics.median(ray_rates[2:])
     plain_tps = statistics.median(plain_rates[2:])
-    print(f"settings: tiny preset, seq_len={args.seq_len}, global batch={args.batch}, "
-          f"micro={args.micro}, threads={args.threads}, steps={args.steps}, cpu")
+    print(
+        f"settings: tiny preset, seq_len={args.seq_len}, global batch={args.batch}, "
+        f"micro={args.micro}, threads={args.threads}, steps={args.steps}, cpu"
+    )
     print(f"plain loop : {plain_tps:10,.0f} tokens/s")
     print(f"Ray Train  : {ray_tps:10,.0f} tokens/s (1 worker, incl. per-step MLflow logging)")
     print(f"ratio      : {ray_tps / plain_tps:10.2f} (target >= 0.8)")

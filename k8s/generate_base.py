@@ -32,9 +32,21 @@ def render_objects(*helm_args: str) -> list[dict]:
     # The chart renders in place: its operator dependency is vendored (helm/synthdiv/charts/),
     # and disabled here, so the base carries no operator objects.
     out = subprocess.run(
-        [HELM, "template", RELEASE, str(REPO / "helm" / "synthdiv"), "--namespace", NAMESPACE,
-         "--set", "kuberay-operator.enabled=false", *helm_args],
-        check=True, capture_output=True, text=True).stdout
+        [
+            HELM,
+            "template",
+            RELEASE,
+            str(REPO / "helm" / "synthdiv"),
+            "--namespace",
+            NAMESPACE,
+            "--set",
+            "kuberay-operator.enabled=false",
+            *helm_args,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return [obj for obj in yaml.safe_load_all(out) if obj]
 
 
@@ -51,12 +63,15 @@ def render() -> dict[str, str]:
         name = f"base/{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
         files[name] = yaml.safe_dump(obj, sort_keys=False)
     resources = sorted(name.removeprefix("base/") for name in files)
-    files["base/kustomization.yaml"] = yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "namespace": NAMESPACE,
-        "resources": resources,
-    }, sort_keys=False)
+    files["base/kustomization.yaml"] = yaml.safe_dump(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": NAMESPACE,
+            "resources": resources,
+        },
+        sort_keys=False,
+    )
     # The GPU overlay's RayJob template: the chart's, rendered with helm/synthdiv/ci/gpu-values.yaml.
     gpu = render_objects("-f", str(REPO / "helm" / "synthdiv" / "ci" / "gpu-values.yaml"))
     template = next(o for o in gpu if o["metadata"]["name"].endswith("-rayjob-template"))
@@ -70,7 +85,9 @@ def main() -> int:
         current = {str(p.relative_to(K8S)): p.read_text() for p in BASE.glob("*.yaml")}
         current["overlays/gpu/rayjob.yaml"] = (K8S / "overlays/gpu/rayjob.yaml").read_text()
         if current != files:
-            changed = sorted(set(current) ^ set(files) | {k for k in files if current.get(k) != files[k]})
+            changed = sorted(
+                set(current) ^ set(files) | {k for k in files if current.get(k) != files[k]}
+            )
             print(f"k8s/base is stale (run k8s/generate_base.py): {changed}")
             return 1
         return 0

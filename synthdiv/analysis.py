@@ -154,8 +154,10 @@ def correlate(
     rho = stats.spearmanr(x, y)
     r = stats.pearsonr(x, y)
     out |= {
-        "spearman": _finite(rho.statistic), "spearman_p": _finite(rho.pvalue),
-        "pearson": _finite(r.statistic), "pearson_p": _finite(r.pvalue),
+        "spearman": _finite(rho.statistic),
+        "spearman_p": _finite(rho.pvalue),
+        "pearson": _finite(r.statistic),
+        "pearson_p": _finite(r.pvalue),
     }
     if n < min_points:
         out["note"] = f"n={n} < {min_points}: CI undefined"
@@ -206,11 +208,18 @@ def correlate_study(
     for metric in metrics or metric_names(points):
         direction = 1 if directions.get(metric, True) else -1
         for size, variant in panels(points):
-            pts = [p for p in points if (p.model_size, p.variant) == (size, variant)
-                   and metric in p.diversity]
+            pts = [
+                p
+                for p in points
+                if (p.model_size, p.variant) == (size, variant) and metric in p.diversity
+            ]
             stats_ = correlate(
-                [p.diversity[metric].value for p in pts], [p.accuracy for p in pts],
-                n_boot=n_boot, seed=seed, confidence=confidence, min_points=min_points,
+                [p.diversity[metric].value for p in pts],
+                [p.accuracy for p in pts],
+                n_boot=n_boot,
+                seed=seed,
+                confidence=confidence,
+                min_points=min_points,
             )
             results.append(Correlation(metric, size, variant, direction=direction, **stats_))
     return results
@@ -228,7 +237,9 @@ def rank_metrics(correlations: list[Correlation]) -> list[MetricRank]:
             MetricRank(
                 metric=metric,
                 direction=rows[0].direction,
-                mean_abs_spearman=float(np.mean([abs(c.spearman) for c in defined])) if defined else None,  # type: ignore[arg-type]
+                mean_abs_spearman=float(np.mean([abs(c.spearman) for c in defined]))
+                if defined
+                else None,  # type: ignore[arg-type]
                 mean_directional_spearman=(
                     float(np.mean([c.directional_spearman for c in defined])) if defined else None  # type: ignore[misc]
                 ),
@@ -237,7 +248,9 @@ def rank_metrics(correlations: list[Correlation]) -> list[MetricRank]:
                 panels=[f"{c.model_size}/{c.variant}" for c in defined],
             )
         )
-    return sorted(ranks, key=lambda r: (r.mean_abs_spearman is None, -(r.mean_abs_spearman or 0), r.metric))
+    return sorted(
+        ranks, key=lambda r: (r.mean_abs_spearman is None, -(r.mean_abs_spearman or 0), r.metric)
+    )
 
 
 # --------------------------------------------------------------------------- tables
@@ -296,10 +309,16 @@ def points_rows(points: list[Point]) -> list[dict[str, Any]]:
     """The joined data, one row per (model, metric): enough to recompute every number."""
     return [
         {
-            "dataset_digest": p.dataset_digest, "corpus_name": p.corpus_name,
-            "model_size": p.model_size, "variant": p.variant, "accuracy": p.accuracy,
-            "eval_run_id": p.eval_run_id, "metric": metric, "value": s.value,
-            "ci_low": s.ci_low, "ci_high": s.ci_high,
+            "dataset_digest": p.dataset_digest,
+            "corpus_name": p.corpus_name,
+            "model_size": p.model_size,
+            "variant": p.variant,
+            "accuracy": p.accuracy,
+            "eval_run_id": p.eval_run_id,
+            "metric": metric,
+            "value": s.value,
+            "ci_low": s.ci_low,
+            "ci_high": s.ci_high,
         }
         for p in points
         for metric, s in sorted(p.diversity.items())

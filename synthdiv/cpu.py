@@ -20,8 +20,17 @@ from pathlib import Path
 CPUINFO = Path("/proc/cpuinfo")
 AMX_FLAGS = frozenset({"amx_tile", "amx_int8", "amx_bf16"})
 # the flags doctor shows: the instruction sets llama.cpp, torch and faiss dispatch on
-RELEVANT_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
-                  "amx_int8", "amx_bf16")
+RELEVANT_FLAGS = (
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+)
 # x86-64-v3: the instruction sets of setup.sh's portable llama.cpp build (GGML_NATIVE=OFF)
 BASELINE_X86 = ("avx", "avx2", "fma", "f16c", "bmi2")
 
@@ -79,9 +88,19 @@ def extra_buffers_safe(flags: frozenset[str], build: dict[str, bool]) -> bool:
 
 
 # llama.cpp's system-info names → the kernel's flag for the same instruction set
-BUILD_TO_FLAG = {"AVX": "avx", "AVX2": "avx2", "FMA": "fma", "F16C": "f16c", "BMI2": "bmi2",
-                  "AVX512": "avx512f", "AVX512_VBMI": "avx512vbmi", "AVX512_VNNI": "avx512_vnni",
-                  "AVX512_BF16": "avx512_bf16", "AVX_VNNI": "avx_vnni", "AMX_INT8": "amx_int8"}
+BUILD_TO_FLAG = {
+    "AVX": "avx",
+    "AVX2": "avx2",
+    "FMA": "fma",
+    "F16C": "f16c",
+    "BMI2": "bmi2",
+    "AVX512": "avx512f",
+    "AVX512_VBMI": "avx512vbmi",
+    "AVX512_VNNI": "avx512_vnni",
+    "AVX512_BF16": "avx512_bf16",
+    "AVX_VNNI": "avx_vnni",
+    "AMX_INT8": "amx_int8",
+}
 
 
 def unsupported_build_features(flags: frozenset[str], build: dict[str, bool]) -> list[str]:

@@ -105,7 +105,7 @@ def read_report(path: Path) -> tuple[str | None, str]:
     words = match.group(1).strip()
     # the crashing thread's stack, not the idle threads' listed before it
     current = text.find("Current thread", match.end())
-    stack = text[current:] if current >= 0 else text[match.end():]
+    stack = text[current:] if current >= 0 else text[match.end() :]
     lines = [match.group(0), *stack.strip().split("\n\n")[0].splitlines()[:_REPORT_LINES]]
     return _FATAL_WORDS.get(words, words), "\n".join(lines)
 
@@ -125,8 +125,15 @@ def find_report(engine: str, since: float) -> Path | None:
     return max(found)[1] if found else None
 
 
-def crash_error(engine: str, label: str, *, pid: int | None = None, exitcode: int | None = None,
-                since: float | None = None, cause: str = "") -> EngineCrashError:
+def crash_error(
+    engine: str,
+    label: str,
+    *,
+    pid: int | None = None,
+    exitcode: int | None = None,
+    since: float | None = None,
+    cause: str = "",
+) -> EngineCrashError:
     """The error for a dead worker of ``engine`` (file-name slug; ``label`` is the human name)."""
     path = crash_dir() / f"{engine}-{pid}.log" if pid else None
     if path is None or not path.is_file() or path.stat().st_size == 0:
@@ -179,8 +186,12 @@ class IsolatedWorker:
         self.engine, self.label = engine, label
         ctx = multiprocessing.get_context("spawn")  # fork would copy Ray's and torch's threads
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, engine, factory, args),
-                                 name=f"synthdiv-{engine}", daemon=True)
+        self._proc = ctx.Process(
+            target=_serve,
+            args=(child, engine, factory, args),
+            name=f"synthdiv-{engine}",
+            daemon=True,
+        )
         self._proc.start()
         child.close()
         self._ready = False
@@ -210,7 +221,9 @@ class IsolatedWorker:
     def _crashed(self) -> Exception:
         """The error for a child whose pipe broke: it died; wait for its exit code."""
         self._proc.join(10)
-        return crash_error(self.engine, self.label, pid=self._proc.pid, exitcode=self._proc.exitcode)
+        return crash_error(
+            self.engine, self.label, pid=self._proc.pid, exitcode=self._proc.exitcode
+        )
 
     def close(self) -> None:
         if self._proc.is_alive():

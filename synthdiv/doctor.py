@@ -20,8 +20,16 @@ from typing import Any
 
 from synthdiv import cpu, crash
 
-PACKAGES = ("torch", "ray", "mlflow", "llama-cpp-python", "transformers", "sentence-transformers",
-            "faiss-cpu", "lm-eval")
+PACKAGES = (
+    "torch",
+    "ray",
+    "mlflow",
+    "llama-cpp-python",
+    "transformers",
+    "sentence-transformers",
+    "faiss-cpu",
+    "lm-eval",
+)
 MIN_FREE_DISK_GB = 5.0  # the quickstart's outputs, MLflow store and model caches, with room
 MIN_AVAILABLE_RAM_GB = 4.0  # the quickstart peaks at ~3.4 GB
 CHILD_TIMEOUT_S = 300.0
@@ -52,8 +60,11 @@ def check_versions() -> tuple[bool, str]:
         except metadata.PackageNotFoundError:
             missing.append(name)
     detail = ", ".join(found)
-    return (False, f"not installed: {', '.join(missing)} (run scripts/setup.sh); {detail}") \
-        if missing else (True, detail)
+    return (
+        (False, f"not installed: {', '.join(missing)} (run scripts/setup.sh); {detail}")
+        if missing
+        else (True, detail)
+    )
 
 
 def check_llama_build(cpuinfo: str | None = None) -> tuple[bool, str]:
@@ -64,8 +75,10 @@ def check_llama_build(cpuinfo: str | None = None) -> tuple[bool, str]:
     detail = f"compiled for {compiled}; extra buffer types {extra}"
     bad = cpu.unsupported_build_features(flags, build)
     if bad:
-        return False, (f"{detail}; this CPU lacks {' '.join(bad)}: the wheel was built for another "
-                       "CPU (rebuild: rm -rf ~/.cache/synthdiv/wheels && bash scripts/setup.sh)")
+        return False, (
+            f"{detail}; this CPU lacks {' '.join(bad)}: the wheel was built for another "
+            "CPU (rebuild: rm -rf ~/.cache/synthdiv/wheels && bash scripts/setup.sh)"
+        )
     return True, detail
 
 
@@ -75,8 +88,11 @@ def _chat_probe(gguf: str) -> dict[str, Any]:
 
     started = time.perf_counter()
     chat = LlamaChat(gguf, 512, {}, 1)
-    answer = chat.answer(ChatRequest(id="doctor", max_tokens=16,
-                                     messages=[{"role": "user", "content": "Say hello."}]))
+    answer = chat.answer(
+        ChatRequest(
+            id="doctor", max_tokens=16, messages=[{"role": "user", "content": "Say hello."}]
+        )
+    )
     return {"answer": answer, "seconds": time.perf_counter() - started, **chat.stats()}
 
 
@@ -85,15 +101,22 @@ def check_chat_model(model: str | None = None) -> tuple[bool, str]:
     from synthdiv.llm.embedded import ENGINE, resolve_gguf
 
     gguf = resolve_gguf(model)
-    probe = crash.run_isolated(ENGINE, f"embedded LLM engine (llama.cpp, {gguf.name})",
-                               _chat_probe, str(gguf), timeout=CHILD_TIMEOUT_S)
+    probe = crash.run_isolated(
+        ENGINE,
+        f"embedded LLM engine (llama.cpp, {gguf.name})",
+        _chat_probe,
+        str(gguf),
+        timeout=CHILD_TIMEOUT_S,
+    )
     answer = probe["answer"]
     if answer.error:
         return False, f"{gguf.name}: {answer.error}"
     rate = answer.completion_tokens / max(answer.latency_s, 1e-9)
     extra = "on" if probe["extra_buffers"] else "off"
-    return True, (f"{gguf.name} answered {answer.completion_tokens} tokens ({rate:.0f} tok/s; "
-                  f"{probe['seconds']:.1f} s with the load); extra buffer types {extra}")
+    return True, (
+        f"{gguf.name} answered {answer.completion_tokens} tokens ({rate:.0f} tok/s; "
+        f"{probe['seconds']:.1f} s with the load); extra buffer types {extra}"
+    )
 
 
 def _embed_probe() -> str:
@@ -107,8 +130,9 @@ def _embed_probe() -> str:
 
 
 def check_embedding_model() -> tuple[bool, str]:
-    return True, crash.run_isolated("doctor-embed", "embedding model", _embed_probe,
-                                    timeout=CHILD_TIMEOUT_S)
+    return True, crash.run_isolated(
+        "doctor-embed", "embedding model", _embed_probe, timeout=CHILD_TIMEOUT_S
+    )
 
 
 def _pid() -> int:
@@ -153,16 +177,28 @@ def check_resources(path: str = ".") -> tuple[bool, str]:
     free_gb = shutil.disk_usage(Path(path).resolve()).free / 1e9
     ram_gb = psutil.virtual_memory().available / 1e9
     detail = f"{free_gb:.1f} GB free disk at {Path(path).resolve()}, {ram_gb:.1f} GB RAM available"
-    short = [what for what, have, need in (("disk", free_gb, MIN_FREE_DISK_GB),
-                                          ("RAM", ram_gb, MIN_AVAILABLE_RAM_GB)) if have < need]
+    short = [
+        what
+        for what, have, need in (
+            ("disk", free_gb, MIN_FREE_DISK_GB),
+            ("RAM", ram_gb, MIN_AVAILABLE_RAM_GB),
+        )
+        if have < need
+    ]
     if short:
-        return False, f"{detail}; too little {' and '.join(short)} (need {MIN_FREE_DISK_GB:g} GB " \
-                      f"disk, {MIN_AVAILABLE_RAM_GB:g} GB RAM)"
+        return (
+            False,
+            f"{detail}; too little {' and '.join(short)} (need {MIN_FREE_DISK_GB:g} GB "
+            f"disk, {MIN_AVAILABLE_RAM_GB:g} GB RAM)",
+        )
     return True, detail
 
 
-def run_checks(chat_model: str | None = None, tracking_uri: str | None = None,
-               on_check: Callable[[Check], None] | None = None) -> list[Check]:
+def run_checks(
+    chat_model: str | None = None,
+    tracking_uri: str | None = None,
+    on_check: Callable[[Check], None] | None = None,
+) -> list[Check]:
     """Every check, in order; a check that raises fails with the error as its detail."""
     checks: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
         ("cpu", check_cpu),

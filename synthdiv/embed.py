@@ -267,8 +267,9 @@ def run_embedding(corpus: Corpus, cfg: EmbedConfig, out_uri: str) -> EmbedResult
         except Exception as err:  # an actor that died of a signal left a report: name it
             if crash.find_report(ENGINE, since) is None:
                 raise
-            raise crash.crash_error(ENGINE, f"embedding actor ({model})", since=since,
-                                    cause=str(err).splitlines()[0]) from None
+            raise crash.crash_error(
+                ENGINE, f"embedding actor ({model})", since=since, cause=str(err).splitlines()[0]
+            ) from None
     settings = {k: v for k, v in plan[0].marker.items() if k not in ("n_docs", "digest")}
     out.mark_complete(
         {  # rewritten every time: it lists exactly this corpus's shards

@@ -18,7 +18,11 @@ class EngineCrashError(SynthdivError, RuntimeError):
 
     def __init__(self, engine: str, signal: str | None, log: str | None, detail: str = ""):
         self.engine, self.signal, self.log = engine, signal, log
-        how = f"died with {signal}" if signal else "died without a fatal-error report (SIGKILL? "\
+        how = (
+            f"died with {signal}"
+            if signal
+            else "died without a fatal-error report (SIGKILL? "
             "the kernel's OOM killer leaves none: check `dmesg`)"
+        )
         where = f"crash report: {log}" if log else "no crash report on this node"
         super().__init__(f"{engine} {how}; {where}" + (f"\n{detail}" if detail else ""))

@@ -236,4 +236,3 @@ class RayJobsApi:
             time.sleep(0.5)
             status = self.status(job_id)
         return status
-

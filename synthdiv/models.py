@@ -61,8 +61,9 @@ def smollm2_chat_gguf() -> Path:
     fd, tmp = tempfile.mkstemp(prefix="smollm2-q8-", suffix=".gguf", dir=cache_root())
     os.close(fd)
     try:  # native code: in a child process, so a crash is reported rather than fatal
-        run_isolated("llm-quantize", "llama.cpp quantizer", _requantize_q8,
-                     str(smollm2_gguf_path()), tmp)
+        run_isolated(
+            "llm-quantize", "llama.cpp quantizer", _requantize_q8, str(smollm2_gguf_path()), tmp
+        )
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -81,7 +82,9 @@ def _requantize_q8(source: str, destination: str) -> None:
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
     params.allow_requantize = True
     params.nthread = os.cpu_count() or 1
-    status = llama_cpp.llama_model_quantize(source.encode(), destination.encode(), ctypes.byref(params))
+    status = llama_cpp.llama_model_quantize(
+        source.encode(), destination.encode(), ctypes.byref(params)
+    )
     if status != 0:
         raise RuntimeError(f"llama.cpp could not requantize the packaged SmolLM2 (status {status})")
 

@@ -90,12 +90,18 @@ class PanelCI:
     def from_row(cls, row: dict[str, str]) -> PanelCI:
         """From a row of the correlate stage's correlations.csv."""
         sign = -1 if row.get("direction", "1").strip() == "-1" else 1
-        rho, low, high = (_number(row.get(k)) for k in ("spearman", "spearman_ci_low", "spearman_ci_high"))
+        rho, low, high = (
+            _number(row.get(k)) for k in ("spearman", "spearman_ci_low", "spearman_ci_high")
+        )
         if sign < 0 and low is not None and high is not None:
             low, high = -high, -low
         return cls(
-            panel=f"{row['model_size']} / {row['variant']}", n=int(float(row.get("n") or 0)),
-            rho=None if rho is None else sign * rho, low=low, high=high, note=row.get("note", ""),
+            panel=f"{row['model_size']} / {row['variant']}",
+            n=int(float(row.get("n") or 0)),
+            rho=None if rho is None else sign * rho,
+            low=low,
+            high=high,
+            note=row.get("note", ""),
         )
 
     @property
@@ -105,7 +111,11 @@ class PanelCI:
     def cell(self) -> str:
         if self.rho is None:
             return f"undefined ({self.note})" if self.note else "undefined"
-        return fmt_ci(self.rho, self.low, self.high) + ("" if self.has_ci else " (no CI)") + f" · n={self.n}"
+        return (
+            fmt_ci(self.rho, self.low, self.high)
+            + ("" if self.has_ci else " (no CI)")
+            + f" · n={self.n}"
+        )
 
 
 def trust_line(n_corpora: int, top_metric: str, panels: list[PanelCI], confidence: float) -> str:
@@ -113,24 +123,31 @@ def trust_line(n_corpora: int, top_metric: str, panels: list[PanelCI], confidenc
     pct = f"{confidence:.0%}"
     widths = [p.high - p.low for p in panels if p.has_ci]  # type: ignore[operator]
     head = f"n = {n_corpora} corpora; " + (
-        f"the {pct} CI of {top_metric}'s ρ is up to {fmt_ci(max(widths))} wide" if widths
+        f"the {pct} CI of {top_metric}'s ρ is up to {fmt_ci(max(widths))} wide"
+        if widths
         else f"no {pct} CI of {top_metric}'s ρ could be computed"
     )
     if n_corpora < MIN_CORPORA_FOR_CLAIM:
-        return (f"Too few corpora for a claim ({head}; a claim needs at least "
-                f"{MIN_CORPORA_FOR_CLAIM}): read the figures as a pipeline check, not as evidence.")
+        return (
+            f"Too few corpora for a claim ({head}; a claim needs at least "
+            f"{MIN_CORPORA_FOR_CLAIM}): read the figures as a pipeline check, not as evidence."
+        )
     if not widths:
         return f"No claim: {head}."
     spanning = [p for p in panels if not p.has_ci or p.low <= 0 <= p.high]  # type: ignore[operator]
     if spanning:
-        return (f"No claim: {head}, and it is undefined or spans 0 in {len(spanning)} of "
-                f"{len(panels)} panel(s).")
+        return (
+            f"No claim: {head}, and it is undefined or spans 0 in {len(spanning)} of "
+            f"{len(panels)} panel(s)."
+        )
     signs = {p.low > 0 for p in panels}  # type: ignore[operator]
     if len(signs) > 1:
         return f"No single claim: {head}; it excludes 0 in every panel but with opposite signs."
     effect = "more" if signs == {True} else "less"
-    return (f"Supported within this study: {head}; it excludes 0 in every panel "
-            f"(more diverse by {top_metric} → {effect} accurate models).")
+    return (
+        f"Supported within this study: {head}; it excludes 0 in every panel "
+        f"(more diverse by {top_metric} → {effect} accurate models)."
+    )
 
 
 def _esc(value: Any) -> str:
@@ -146,7 +163,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
         return "<p><em>none recorded</em></p>"
     cols = list(dict.fromkeys(k for r in rows for k in r))
     head = "".join(f"<th>{_esc(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows
+    )
     return f"<div class='wide'><table><tr>{head}</tr>{body}</table></div>"
 
 
@@ -186,8 +205,10 @@ class StudyReport:
         files = {Path(p).name: p for p in Tracker(self.uri, run.run_id).list_artifact_files()}
         ranking, panels = self._ranking(run, files)
         rank = {m: i for i, m in enumerate(ranking)}  # figures in ranking order, best first
-        scatters = sorted((p for n, p in files.items() if n.startswith("scatter_") and n.endswith(".png")),
-                          key=lambda p: (rank.get(Path(p).stem[len("scatter_"):], len(rank)), p))
+        scatters = sorted(
+            (p for n, p in files.items() if n.startswith("scatter_") and n.endswith(".png")),
+            key=lambda p: (rank.get(Path(p).stem[len("scatter_") :], len(rank)), p),
+        )
         if not ranking and not scatters:
             return "<p><em>no correlation artifacts</em></p>"
         cfg_path = self._artifact(run, files["resolved.yaml"]) if "resolved.yaml" in files else None
@@ -198,23 +219,35 @@ class StudyReport:
             known_n = max((p.n for ps in panels.values() for p in ps), default=0)
             n_corpora = int(run.metrics.get("corr.n_corpora", known_n))
             trust = trust_line(n_corpora, ranking[0], panels.get(ranking[0], []), confidence)
-            parts.append(f"<p class='trust'><strong>How far to trust this:</strong> {_esc(trust)}</p>")
-        parts.append(f"<p>Spearman ρ of each diversity metric with <code>{_esc(target)}</code>, signed "
-                     f"so that ρ &gt; 0 means more diverse corpora gave more accurate models. Cells: "
-                     f"ρ [{confidence:.0%} CI, a paired bootstrap over corpora] · n corpora.</p>")
+            parts.append(
+                f"<p class='trust'><strong>How far to trust this:</strong> {_esc(trust)}</p>"
+            )
+        parts.append(
+            f"<p>Spearman ρ of each diversity metric with <code>{_esc(target)}</code>, signed "
+            f"so that ρ &gt; 0 means more diverse corpora gave more accurate models. Cells: "
+            f"ρ [{confidence:.0%} CI, a paired bootstrap over corpora] · n corpora.</p>"
+        )
         ranking_png = [files[n] for n in ("ranking.png",) if n in files]
-        parts.append(f"<div class='row'>{self._ranking_table(ranking, panels)}"
-                     f"{self._images(run, ranking_png)}</div>")
+        parts.append(
+            f"<div class='row'>{self._ranking_table(ranking, panels)}"
+            f"{self._images(run, ranking_png)}</div>"
+        )
         parts.append(f"<div class='grid'>{self._images(run, scatters)}</div>")
-        for name, summary in (("correlations.md", "Every coefficient (Spearman, Pearson, p-values)"),
-                              ("notes.txt", "Runs left out of the correlation, and why")):
+        for name, summary in (
+            ("correlations.md", "Every coefficient (Spearman, Pearson, p-values)"),
+            ("notes.txt", "Runs left out of the correlation, and why"),
+        ):
             path = self._artifact(run, files[name]) if name in files else None
             if path and path.read_text().strip():
-                parts.append(f"<details><summary>{summary}</summary>"
-                             f"<pre>{_esc(path.read_text())}</pre></details>")
+                parts.append(
+                    f"<details><summary>{summary}</summary>"
+                    f"<pre>{_esc(path.read_text())}</pre></details>"
+                )
         return "".join(parts)
 
-    def _ranking(self, run: RunRecord, files: dict[str, str]) -> tuple[list[str], dict[str, list[PanelCI]]]:
+    def _ranking(
+        self, run: RunRecord, files: dict[str, str]
+    ) -> tuple[list[str], dict[str, list[PanelCI]]]:
         """Metrics in the stage's ranking order, and each one's ρ per (size, variant) panel."""
         ranking = [r["metric"] for r in self._csv(run, files.get("ranking.csv"))]
         panels: dict[str, list[PanelCI]] = {}
@@ -248,7 +281,10 @@ class StudyReport:
                     direction = run.tags.get(f"div.{metric}.higher_is_more_diverse", "")
                     arrow = {"true": " ↑", "false": " ↓"}.get(direction.lower(), "")
                     cells.setdefault(metric + arrow, {})[self._name(run)] = fmt_ci(
-                        value, run.metrics.get(f"div.{metric}.ci_low"), run.metrics.get(f"div.{metric}.ci_high"))
+                        value,
+                        run.metrics.get(f"div.{metric}.ci_low"),
+                        run.metrics.get(f"div.{metric}.ci_high"),
+                    )
         corpora = list(dict.fromkeys(c for by_corpus in cells.values() for c in by_corpus))
         if len(corpora) <= len(cells):
             rows = [{"metric": m} | by_corpus for m, by_corpus in cells.items()]
@@ -266,13 +302,17 @@ class StudyReport:
                 parts.append(self._samples(source))
             criteria = self._artifact(run, "cluster_agent/seed_0/criteria.md")
             if criteria:
-                parts.append(f"<details open><summary>Cluster-agent criteria</summary><pre>{_esc(criteria.read_text())}</pre></details>")
+                parts.append(
+                    f"<details open><summary>Cluster-agent criteria</summary><pre>{_esc(criteria.read_text())}</pre></details>"
+                )
             iterations = self._artifact(run, "cluster_agent/seed_0/iterations.jsonl")
             if iterations:
                 batches = iterations.read_text().splitlines()[:3]
-                parts.append("<details><summary>Clustered batches</summary><pre>"
-                             + _esc("\n".join(json.dumps(json.loads(b), indent=1)[:1500] for b in batches))
-                             + "</pre></details>")
+                parts.append(
+                    "<details><summary>Clustered batches</summary><pre>"
+                    + _esc("\n".join(json.dumps(json.loads(b), indent=1)[:1500] for b in batches))
+                    + "</pre></details>"
+                )
         return "".join(parts) or "<p><em>none recorded</em></p>"
 
     def _samples(self, source: str) -> str:
@@ -283,7 +323,9 @@ class StudyReport:
             corpus, _ = read_corpus(CorpusConfig(path=source, limit=MAX_SAMPLES))
         except Exception as err:  # the corpus may live on storage this machine cannot read
             return f"<p><em>samples unavailable: {_esc(err)}</em></p>"
-        return "".join(f"<blockquote><pre>{_esc(t[:1200])}</pre></blockquote>" for t in corpus.texts)
+        return "".join(
+            f"<blockquote><pre>{_esc(t[:1200])}</pre></blockquote>" for t in corpus.texts
+        )
 
     def training(self) -> str:
         curves: dict[str, list[tuple[int, float]]] = {}
@@ -306,7 +348,13 @@ class StudyReport:
                 "size": run.tags.get("synthdiv.model_size", ""),
                 "variant": run.tags.get("synthdiv.variant", ""),
             }
-            row.update({k[5:]: v for k, v in sorted(run.metrics.items()) if k.startswith("eval.") and "stderr" not in k})
+            row.update(
+                {
+                    k[5:]: v
+                    for k, v in sorted(run.metrics.items())
+                    if k.startswith("eval.") and "stderr" not in k
+                }
+            )
             rows.append(row)
         return _table(rows)
 
@@ -324,11 +372,17 @@ class StudyReport:
             ("scores", "Diversity scores", score_table),
             ("training", "Training curves", self.training()),
             ("evals", "Evaluation", self.evals()),
-            ("samples", "Samples and cluster-agent criteria", self.samples_and_criteria(score_runs)),
+            (
+                "samples",
+                "Samples and cluster-agent criteria",
+                self.samples_and_criteria(score_runs),
+            ),
             ("config", "Resolved config", self.knobs()),
         ]
         nav = " · ".join(f"<a href='#{key}'>{_esc(title)}</a>" for key, title, _ in sections)
-        body = "".join(f"<section id='{key}'><h2>{_esc(t)}</h2>{c}</section>" for key, t, c in sections)
+        body = "".join(
+            f"<section id='{key}'><h2>{_esc(t)}</h2>{c}</section>" for key, t, c in sections
+        )
         return (
             "<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>synthdiv report: {_esc(self.experiment)}</title><style>{_CSS}</style></head>"
@@ -352,7 +406,9 @@ summary{cursor:pointer;font-weight:600}
 """
 
 
-def write_report(tracking_uri: str, experiment: str, out: Path, parent_run_id: str | None = None) -> Path:
+def write_report(
+    tracking_uri: str, experiment: str, out: Path, parent_run_id: str | None = None
+) -> Path:
     """Render the page to ``out`` and attach it to the study's parent run when there is one."""
     report = StudyReport(tracking_uri, experiment, parent_run_id)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -79,9 +79,13 @@ def start_local_ray(num_cpus: int, *, log_to_driver: bool) -> None:
     saved = {key: os.environ.get(key) for key in LOCAL_WORKER_ENV}
     os.environ.update(LOCAL_WORKER_ENV)
     try:
-        ray.init(num_cpus=num_cpus, include_dashboard=_dashboard_installed(),
-                 dashboard_host="127.0.0.1",
-                 log_to_driver=log_to_driver, logging_level=logging.WARNING)
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=_dashboard_installed(),
+            dashboard_host="127.0.0.1",
+            log_to_driver=log_to_driver,
+            logging_level=logging.WARNING,
+        )
     finally:
         for key, value in saved.items():
             if value is None:
@@ -114,8 +118,11 @@ def ray_session(runtime: RuntimeConfig | None) -> Iterator[None]:
     if runtime.ray_address is None:  # a local Ray needs no token; a remote one brings its own
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if runtime.ray_address:
-        ray.init(address=runtime.ray_address, runtime_env={"env_vars": WORKER_ENV},
-                 logging_level=logging.WARNING)
+        ray.init(
+            address=runtime.ray_address,
+            runtime_env={"env_vars": WORKER_ENV},
+            logging_level=logging.WARNING,
+        )
     else:
         start_local_ray(runtime.num_cpus or default_num_cpus(), log_to_driver=True)
     quiet_ray_data()

@@ -89,10 +89,18 @@ class ScoreStage(BaseStage):
         cfg = self.config
         corpus, report = read_corpus(cfg.corpus, quarantine_dir=f"{ctx.output_dir}/quarantine")
         name = cfg.name or Path(cfg.corpus.path.rstrip("/")).stem
-        ctx.tracker.log_dataset(name=name, digest=corpus.digest, source=cfg.corpus.path, n_rows=len(corpus))
-        ctx.tracker.set_tags({"synthdiv.corpus_name": name, "synthdiv.corpus_source": cfg.corpus.path})
+        ctx.tracker.log_dataset(
+            name=name, digest=corpus.digest, source=cfg.corpus.path, n_rows=len(corpus)
+        )
+        ctx.tracker.set_tags(
+            {"synthdiv.corpus_name": name, "synthdiv.corpus_source": cfg.corpus.path}
+        )
         ctx.tracker.log_metrics(
-            {"corpus.n_in": report.n_in, "corpus.n_ok": report.n_ok, "corpus.n_rejected": report.n_rejected}
+            {
+                "corpus.n_in": report.n_in,
+                "corpus.n_ok": report.n_ok,
+                "corpus.n_rejected": report.n_rejected,
+            }
             | {f"corpus.rejected.{k}": v for k, v in report.reasons.items()}
         )
         finished = _finished_scores(ctx.output_dir, corpus.digest)
@@ -104,7 +112,9 @@ class ScoreStage(BaseStage):
             n_seeds=cfg.n_seeds,
             sample_size=cfg.sample_size,
             confidence=cfg.confidence,
-            work_dir=Path(ctx.output_dir) if "://" not in ctx.output_dir else Path(".synthdiv/work"),
+            work_dir=Path(ctx.output_dir)
+            if "://" not in ctx.output_dir
+            else Path(".synthdiv/work"),
             embeddings=_Embeddings(corpus, cfg.embed, f"{ctx.output_dir}/embeddings"),
             tracker=ctx.tracker,
             progress=self.progress,
@@ -119,8 +129,11 @@ class ScoreStage(BaseStage):
         finished = {
             # The scores are part of the result (not only logged) so a study feeds the same
             # numbers downstream whether the stage ran now or was reused.
-            "metrics": values | {"score.metrics_ok": len(rows), "score.metrics_failed": len(failures)},
-            "rows": rows, "failures": failures, "dataset_digest": corpus.digest,
+            "metrics": values
+            | {"score.metrics_ok": len(rows), "score.metrics_failed": len(failures)},
+            "rows": rows,
+            "failures": failures,
+            "dataset_digest": corpus.digest,
             "scores_json": str(artifacts / "scores.json"),
         }
         if not failures:  # a failed metric is worth another try on a rerun
@@ -128,7 +141,6 @@ class ScoreStage(BaseStage):
         result = _result(finished, report, name)
         result.artifacts = {"report": artifacts}
         return result
-
 
     def _compute_all(
         self, corpus: Corpus, metric_ctx: MetricContext, ctx: StageContext
@@ -141,13 +153,24 @@ class ScoreStage(BaseStage):
             result, error = _compute(metric_name, params, corpus, metric_ctx)
             if error is not None:
                 failures[metric_name] = error
-                ctx.tracker.set_tags({f"synthdiv.metric_error.{metric_name}": error.splitlines()[-1][:4000]})
+                ctx.tracker.set_tags(
+                    {f"synthdiv.metric_error.{metric_name}": error.splitlines()[-1][:4000]}
+                )
                 continue
             rows.append(result.as_row())
             values.update(_metric_values(result))
             ctx.tracker.log_metrics(_metric_values(result))  # now, not at the end: nothing lost
-            ctx.tracker.set_tags({f"{METRIC_PREFIX}.{metric_name}.higher_is_more_diverse": str(result.higher_is_more_diverse).lower()})
-            ctx.tracker.log_dict(_jsonable(result.details | {"per_seed": result.per_seed}), f"metrics/{metric_name}.json")
+            ctx.tracker.set_tags(
+                {
+                    f"{METRIC_PREFIX}.{metric_name}.higher_is_more_diverse": str(
+                        result.higher_is_more_diverse
+                    ).lower()
+                }
+            )
+            ctx.tracker.log_dict(
+                _jsonable(result.details | {"per_seed": result.per_seed}),
+                f"metrics/{metric_name}.json",
+            )
             for artifact_dir, path in result.artifacts.items():
                 ctx.tracker.log_artifact(path, artifact_dir)
         self.progress("metrics", len(metrics), len(metrics))
@@ -180,7 +203,9 @@ def _metric_values(result: MetricResult) -> dict[str, float]:
 
 
 def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    return json.loads(
+        json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )
 
 
 def _marker(output_dir: str) -> str:
@@ -202,14 +227,22 @@ def _result(finished: dict[str, Any], report: Any, name: str) -> StageResult:
         metrics=finished["metrics"],
         tables={"scores": finished["rows"]},
         outputs={"scores": finished["scores_json"], "dataset_digest": finished["dataset_digest"]},
-        extra={"rows": finished["rows"], "failures": finished["failures"], "validation": report,
-               "corpus_name": name},
+        extra={
+            "rows": finished["rows"],
+            "failures": finished["failures"],
+            "validation": report,
+            "corpus_name": name,
+        },
     )
 
 
-def _write_report(rows: list[dict[str, Any]], failures: dict[str, str], out: Path, name: str) -> Path:
+def _write_report(
+    rows: list[dict[str, Any]], failures: dict[str, str], out: Path, name: str
+) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scores.json").write_text(json.dumps({"corpus": name, "scores": rows, "failures": failures}, indent=2))
+    (out / "scores.json").write_text(
+        json.dumps({"corpus": name, "scores": rows, "failures": failures}, indent=2)
+    )
     lines = ["| metric | value | 95% CI | n | higher = more diverse |", "|---|---|---|---|---|"]
     lines += [
         f"| {r['metric']} | {r['value']:.4g} | [{r['ci_low']:.4g}, {r['ci_high']:.4g}] | {r['n']} | "
@@ -223,6 +256,8 @@ def _write_report(rows: list[dict[str, Any]], failures: dict[str, str], out: Pat
     return out
 
 
-def score_corpus(config: ScoreConfig, progress: ProgressFn = no_progress, parent: Any = None) -> StageResult:
+def score_corpus(
+    config: ScoreConfig, progress: ProgressFn = no_progress, parent: Any = None
+) -> StageResult:
     """Score one corpus as a tracked stage; the library entry point behind ``synthdiv score``."""
     return run_stage(ScoreStage(config, progress), parent=parent)

@@ -131,9 +131,7 @@ class ShardedOutput:
 
     def clean_temporaries(self) -> int:
         """Remove leftovers of writes that were killed midway; returns how many."""
-        stale = [
-            p for p in self._list() if posixpath.basename(p).startswith(".tmp-")
-        ]
+        stale = [p for p in self._list() if posixpath.basename(p).startswith(".tmp-")]
         for path in stale:
             self.fs.rm(path)
         return len(stale)

@@ -122,7 +122,9 @@ def run_stage(stage: Stage, parent: Tracker | None = None, reuse: bool = False) 
     runtime = stage.runtime
     job_id = job_id_for(stage.name, stage.config, runtime)
     # Stages that never touch Ray (eval, correlate) say so and skip its start-up cost.
-    ray_ctx = ray_session(runtime) if getattr(stage, "needs_ray", True) else contextlib.nullcontext()
+    ray_ctx = (
+        ray_session(runtime) if getattr(stage, "needs_ray", True) else contextlib.nullcontext()
+    )
     with ray_ctx, stage_run(stage.name, stage.config, runtime, parent=parent) as tracker:
         ctx = StageContext(runtime, tracker, job_id, output_dir_for(runtime, stage.name, job_id))
         result = stage.run(ctx)

@@ -16,7 +16,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from synthdiv.config import ConfigError, CorpusConfig, RuntimeConfig, StrictModel, deep_merge, set_dotted
+from synthdiv.config import (
+    ConfigError,
+    CorpusConfig,
+    RuntimeConfig,
+    StrictModel,
+    deep_merge,
+    set_dotted,
+)
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.runtime import ray_session
 from synthdiv.stage import BaseStage
@@ -44,11 +51,14 @@ class StudyConfig(StrictModel):
     model_sizes: list[str] = Field(default_factory=lambda: ["tiny"], min_length=1)
     pretrain: dict[str, Any] = Field(default_factory=dict, description="Pretrain config (no data).")
     pretrain_by_size: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Model size → overrides of `pretrain` for that size "
-        "(its batch, token budget, parallelism): a 1b model does not inherit 350m's recipe.")
+        default_factory=dict,
+        description="Model size → overrides of `pretrain` for that size "
+        "(its batch, token budget, parallelism): a 1b model does not inherit 350m's recipe.",
+    )
     sft: dict[str, Any] | None = Field(default_factory=dict, description="None skips SFT.")
     sft_by_size: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Model size → overrides of `sft` for that size.")
+        default_factory=dict, description="Model size → overrides of `sft` for that size."
+    )
     eval: dict[str, Any] = Field(default_factory=dict, description="Eval config (no model).")
     correlate: dict[str, Any] = Field(default_factory=dict)
 
@@ -66,7 +76,9 @@ class StudyConfig(StrictModel):
         for by_size in ("pretrain_by_size", "sft_by_size"):
             unknown = sorted(set(getattr(self, by_size)) - set(self.model_sizes))
             if unknown:
-                raise ValueError(f"{by_size} names sizes not in model_sizes {self.model_sizes}: {unknown}")
+                raise ValueError(
+                    f"{by_size} names sizes not in model_sizes {self.model_sizes}: {unknown}"
+                )
         names = [c.name for c in self.corpora]
         if len(names) < 2:
             raise ValueError("a study needs at least two corpora (corpora: or grid:) to correlate")
@@ -117,25 +129,39 @@ def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
         gen = deep_merge(gen, {"output": {"path": f"{root}/corpora/{key}"}})
         gen |= {"runtime": rt, "score_after": False, "name": variant.name}
         gen_cfg = _validated(GenerateConfig, gen, f"generate[{variant.name}]")
-        score = cfg.score | {"runtime": rt, "name": variant.name,
-                             "corpus": {"path": gen_cfg.output.path}}
-        plan = CorpusPlan(variant, gen_cfg, _validated(ScoreConfig, score, f"score[{variant.name}]"))
+        score = cfg.score | {
+            "runtime": rt,
+            "name": variant.name,
+            "corpus": {"path": gen_cfg.output.path},
+        }
+        plan = CorpusPlan(
+            variant, gen_cfg, _validated(ScoreConfig, score, f"score[{variant.name}]")
+        )
         if cfg.real_data is not None:
             mix_config(cfg, variant, PENDING + "corpus", rt)
         for size in cfg.model_sizes:
             recipe = deep_merge(cfg.pretrain, cfg.pretrain_by_size.get(size, {}))
             pre = deep_merge(recipe, {"model": {"preset": size}}) | {"runtime": rt}
-            pre["data"] = deep_merge(recipe.get("data", {}), {"corpora": [{"corpus": {"path": PENDING + "corpus"}}]})
-            plan.pretrain[size] = _validated(PretrainConfig, pre, f"pretrain[{variant.name},{size}]")
+            pre["data"] = deep_merge(
+                recipe.get("data", {}), {"corpora": [{"corpus": {"path": PENDING + "corpus"}}]}
+            )
+            plan.pretrain[size] = _validated(
+                PretrainConfig, pre, f"pretrain[{variant.name},{size}]"
+            )
             if cfg.sft is not None:
-                sft = deep_merge(cfg.sft, cfg.sft_by_size.get(size, {})) | {"runtime": rt, "base_model": PENDING + "model"}
+                sft = deep_merge(cfg.sft, cfg.sft_by_size.get(size, {})) | {
+                    "runtime": rt,
+                    "base_model": PENDING + "model",
+                }
                 plan.sft[size] = _validated(SftConfig, sft, f"sft[{variant.name},{size}]")
         plans.append(plan)
     _validate_eval(cfg, rt)
     return plans
 
 
-def mix_config(cfg: StudyConfig, variant: CorpusVariant, synthetic_uri: str, rt: dict[str, Any]) -> Any:
+def mix_config(
+    cfg: StudyConfig, variant: CorpusVariant, synthetic_uri: str, rt: dict[str, Any]
+) -> Any:
     """The mixture of the study's real data with one synthetic corpus (study.mix + the corpus's
     own mix overrides, e.g. its real:synthetic weights)."""
     from synthdiv.generate.mix import MixConfig
@@ -145,13 +171,19 @@ def mix_config(cfg: StudyConfig, variant: CorpusVariant, synthetic_uri: str, rt:
     mix = deep_merge(cfg.mix, variant.mix)
     weights = mix.pop("weights", {"real": 1.0, "synthetic": 1.0})
     if set(weights) != {"real", "synthetic"}:
-        raise ConfigError(f"study mix.weights needs exactly 'real' and 'synthetic', got {sorted(weights)}")
+        raise ConfigError(
+            f"study mix.weights needs exactly 'real' and 'synthetic', got {sorted(weights)}"
+        )
     sources = [
         {"name": "real", "corpus": cfg.real_data.model_dump(), "weight": weights["real"]},
         {"name": "synthetic", "corpus": {"path": synthetic_uri}, "weight": weights["synthetic"]},
     ]
     root = f"{cfg.runtime.storage_uri.rstrip('/')}/{cfg.name}/mixtures/{name}"
-    data = deep_merge(mix, {"output": {"path": root}}) | {"runtime": rt, "name": name, "sources": sources}
+    data = deep_merge(mix, {"output": {"path": root}}) | {
+        "runtime": rt,
+        "name": name,
+        "sources": sources,
+    }
     return _validated(MixConfig, data, f"mix[{name}]")
 
 
@@ -161,7 +193,9 @@ def _validate_eval(cfg: StudyConfig, rt: dict[str, Any]) -> None:
     _validated(EvalConfig, eval_config_data(cfg, rt, PENDING + "model", {}), "eval")
 
 
-def eval_config_data(cfg: StudyConfig, rt: dict[str, Any], model_path: str, extra: dict[str, Any]) -> dict[str, Any]:
+def eval_config_data(
+    cfg: StudyConfig, rt: dict[str, Any], model_path: str, extra: dict[str, Any]
+) -> dict[str, Any]:
     """The eval block of the study for one model (deep-merged: model settings are kept)."""
     return deep_merge(deep_merge(cfg.eval, extra), {"runtime": rt, "model": {"path": model_path}})
 
@@ -182,9 +216,10 @@ class StudyStage(BaseStage):
         return len(self.plans) * (per_corpus + len(self.config.model_sizes) * per_size) + 1
 
     def run_all(self) -> dict[str, Any]:
-        with ray_session(self.runtime), stage_run(
-            "study", self.config, self.runtime, run_name=self.config.name
-        ) as parent:
+        with (
+            ray_session(self.runtime),
+            stage_run("study", self.config, self.runtime, run_name=self.config.name) as parent,
+        ):
             parent.set_tags({"synthdiv.study": self.config.name})
             return self._run(parent)
 
@@ -195,8 +230,12 @@ class StudyStage(BaseStage):
         summary = {plan.name: steps.corpus_branch(plan) for plan in self.plans}
         correlation = steps.correlate()
         self._step("correlate")
-        return {"corpora": summary, "correlate": correlation, "parent_run_id": parent.run_id,
-                "run_link": parent.link()}
+        return {
+            "corpora": summary,
+            "correlate": correlation,
+            "parent_run_id": parent.run_id,
+            "run_link": parent.link(),
+        }
 
     def _step(self, label: str) -> None:
         self._done += 1

@@ -50,7 +50,11 @@ class StudySteps:
         digest = score.outputs["dataset_digest"]
         scores = diversity_values(score)
         train_corpus = self._mixed(plan.variant, generated.outputs["corpus"])
-        summary: dict[str, Any] = {"corpus": generated.outputs["corpus"], "digest": digest, "scores": scores}
+        summary: dict[str, Any] = {
+            "corpus": generated.outputs["corpus"],
+            "digest": digest,
+            "scores": scores,
+        }
         for size, pre_cfg in plan.pretrain.items():
             data = pre_cfg.data.model_copy(deep=True)
             data.corpora[0].corpus.path = train_corpus
@@ -59,10 +63,14 @@ class StudySteps:
             lineage = {"dataset_digest": digest, "model_size": size, "corpus_name": plan.name}
             summary[f"{size}.base"] = self._eval(pretrained, lineage | {"variant": "base"}, None)
             if size in plan.sft:
-                sft_cfg = plan.sft[size].model_copy(update={"base_model": pretrained.outputs["model"]})
+                sft_cfg = plan.sft[size].model_copy(
+                    update={"base_model": pretrained.outputs["model"]}
+                )
                 tuned = self._child(SftStage(sft_cfg), f"sft {plan.name}/{size}")
                 system = sft_cfg.data.system_prompt
-                summary[f"{size}.sft"] = self._eval(tuned, lineage | {"variant": "sft"}, system or "")
+                summary[f"{size}.sft"] = self._eval(
+                    tuned, lineage | {"variant": "sft"}, system or ""
+                )
         return summary
 
     def _mixed(self, variant: CorpusVariant, synthetic_uri: str) -> str:
@@ -72,19 +80,27 @@ class StudySteps:
         config = mix_config(self.cfg, variant, synthetic_uri, self.runtime)
         return self._child(MixStage(config), f"mix {variant.name}").outputs["corpus"]
 
-    def _eval(self, trained: StageResult, lineage: dict[str, Any], system: str | None) -> float | None:
+    def _eval(
+        self, trained: StageResult, lineage: dict[str, Any], system: str | None
+    ) -> float | None:
         lineage["checkpoint_run_id"] = trained.outputs.get("mlflow_run_id")
         extra: dict[str, Any] = {}
         if system is not None:  # an SFT model is evaluated as it was fine-tuned: chat + system
             extra = {"apply_chat_template": True, "system_instruction": system or None}
         data = eval_config_data(self.cfg, self.runtime, trained.outputs["model"], extra)
         config = EvalConfig.model_validate(data | {"lineage": lineage})
-        result = self._child(EvalStage(config), f"eval {lineage['corpus_name']}/{lineage['variant']}")
+        result = self._child(
+            EvalStage(config), f"eval {lineage['corpus_name']}/{lineage['variant']}"
+        )
         return result.metrics.get("eval.avg")
 
     def correlate(self) -> StageResult:
         config = CorrelateConfig.model_validate(
             self.cfg.correlate
-            | {"runtime": self.runtime, "study": self.cfg.runtime.experiment, "parent_run_id": self.parent.run_id}
+            | {
+                "runtime": self.runtime,
+                "study": self.cfg.runtime.experiment,
+                "parent_run_id": self.parent.run_id,
+            }
         )
         return run_stage(CorrelateStage(config), parent=self.parent)

@@ -26,8 +26,17 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-_COMMAND_MODULES = ["score", "validate", "generate", "train", "evaluate", "study", "jobs", "tracking",
-                    "doctor"]
+_COMMAND_MODULES = [
+    "score",
+    "validate",
+    "generate",
+    "train",
+    "evaluate",
+    "study",
+    "jobs",
+    "tracking",
+    "doctor",
+]
 
 
 def _register() -> None:
@@ -45,9 +54,13 @@ _register()
 def main() -> None:
     # Library progress bars and warnings (weights loading, Ray Data operators) would drown the
     # CLI's own progress display; models are offline by design.
-    for key, value in {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-                       "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false",
-                       "TQDM_DISABLE": "1"}.items():  # lm-eval's tqdm bars interleave with ours
+    for key, value in {
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "TOKENIZERS_PARALLELISM": "false",
+        "TQDM_DISABLE": "1",
+    }.items():  # lm-eval's tqdm bars interleave with ours
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\..*")
     from synthdiv.errors import SynthdivError
@@ -59,5 +72,7 @@ def main() -> None:
         typer.echo(f"error: {err}", err=True)
         raise SystemExit(1) from None
     except StageKilled as err:  # SIGTERM: the runs are marked KILLED; say so without a traceback
-        typer.echo(f"stopped ({err}); finished work is kept: rerun the same command to resume", err=True)
+        typer.echo(
+            f"stopped ({err}); finished work is kept: rerun the same command to resume", err=True
+        )
         raise SystemExit(143) from None

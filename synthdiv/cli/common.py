@@ -36,7 +36,10 @@ def split_names(text: str | None) -> list[str] | None:
 
 
 def load_or_fail(
-    path: Path | None, model: type[M], overrides: dict[str, Any], defaults: dict[str, Any] | None = None
+    path: Path | None,
+    model: type[M],
+    overrides: dict[str, Any],
+    defaults: dict[str, Any] | None = None,
 ) -> M:
     """Load ``path`` (or ``defaults`` when no file is given), apply CLI overrides, validate."""
     try:
@@ -59,7 +62,9 @@ def print_rows(title: str, rows: list[dict[str, Any]], columns: list[str] | None
     columns = columns or list(rows[0])
     table = Table(title=title)
     for col in columns:
-        table.add_column(col, justify="right" if isinstance(rows[0].get(col), float | int) else "left")
+        table.add_column(
+            col, justify="right" if isinstance(rows[0].get(col), float | int) else "left"
+        )
     for row in rows:
         table.add_row(*[_fmt(row.get(c)) for c in columns])
     out.print(table)

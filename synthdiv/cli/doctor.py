@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from synthdiv.cli import app
@@ -12,10 +10,10 @@ from synthdiv.cli.common import out
 
 @app.command("doctor")
 def doctor(
-    chat_model: Optional[str] = typer.Option(
+    chat_model: str | None = typer.Option(
         None, help="GGUF file to check instead of the packaged SmolLM2."
     ),
-    tracking_uri: Optional[str] = typer.Option(
+    tracking_uri: str | None = typer.Option(
         None, help="MLflow store to write and read (default: the one stages use)."
     ),
 ) -> None:
@@ -34,6 +32,8 @@ def doctor(
     results = run_checks(chat_model=chat_model, tracking_uri=tracking_uri, on_check=show)
     failed = [c.name for c in results if not c.ok]
     if failed:
-        out.print(f"[bold red]{len(failed)} of {len(results)} checks failed:[/] {', '.join(failed)}")
+        out.print(
+            f"[bold red]{len(failed)} of {len(results)} checks failed:[/] {', '.join(failed)}"
+        )
         raise typer.Exit(1)
     out.print(f"[green]all {len(results)} checks passed[/]")

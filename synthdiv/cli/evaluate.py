@@ -13,20 +13,45 @@ from synthdiv.cli.common import console, fail, given, load_or_fail, out, print_r
 
 @app.command("eval")
 def eval_command(
-    model: str | None = typer.Option(None, "--model", "-m", help="HF checkpoint dir, s3:// URI, hub id, or 'smollm2-135m-instruct' (packaged)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="Eval config YAML (see examples/eval_local.yaml)."),
-    suite: str | None = typer.Option(None, help="'local' (offline, default) or 'paper8' (needs the benchmark data)."),
-    tasks: str | None = typer.Option(None, "--tasks", "-t", help="Comma-separated task names to run (default: the whole suite)."),
-    task_dir: list[Path] | None = typer.Option(None, "--task-dir", help="Extra directory of task YAML + JSONL (repeatable)."),
-    tokenizer: str | None = typer.Option(None, help="Tokenizer to use when the checkpoint has none."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="HF checkpoint dir, s3:// URI, hub id, or 'smollm2-135m-instruct' (packaged).",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Eval config YAML (see examples/eval_local.yaml)."
+    ),
+    suite: str | None = typer.Option(
+        None, help="'local' (offline, default) or 'paper8' (needs the benchmark data)."
+    ),
+    tasks: str | None = typer.Option(
+        None, "--tasks", "-t", help="Comma-separated task names to run (default: the whole suite)."
+    ),
+    task_dir: list[Path] | None = typer.Option(
+        None, "--task-dir", help="Extra directory of task YAML + JSONL (repeatable)."
+    ),
+    tokenizer: str | None = typer.Option(
+        None, help="Tokenizer to use when the checkpoint has none."
+    ),
     limit: int | None = typer.Option(None, help="Questions per task, for quick runs."),
-    system_instruction: str | None = typer.Option(None, help="System prompt (SFT models: the fine-tuning one)."),
-    chat_template: bool | None = typer.Option(None, "--chat-template/--no-chat-template", help="Wrap prompts in the model's chat template (SFT)."),
-    dataset_digest: str | None = typer.Option(None, help="Lineage: digest of the corpus the model was trained on."),
+    system_instruction: str | None = typer.Option(
+        None, help="System prompt (SFT models: the fine-tuning one)."
+    ),
+    chat_template: bool | None = typer.Option(
+        None,
+        "--chat-template/--no-chat-template",
+        help="Wrap prompts in the model's chat template (SFT).",
+    ),
+    dataset_digest: str | None = typer.Option(
+        None, help="Lineage: digest of the corpus the model was trained on."
+    ),
     model_size: str | None = typer.Option(None, help="Lineage: size label (tiny, 350M, 1.4B)."),
     variant: str | None = typer.Option(None, help="Lineage: base or sft."),
     device: str | None = typer.Option(None, help="cpu (default), cuda, cuda:0 …"),
-    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."
+    ),
     experiment: str | None = typer.Option(None, help="MLflow experiment name."),
 ) -> None:
     """Zero-shot accuracy of a model on multiple-choice tasks, through lm-eval, logged to MLflow.
@@ -43,22 +68,24 @@ def eval_command(
     from synthdiv.evaluate import CheckpointError, EvalConfig, TaskDataError, evaluate_model
     from synthdiv.models import ModelNotFoundError
 
-    overrides = given({
-        "model.path": model,
-        "model.tokenizer": tokenizer,
-        "model.device": device,
-        "suite": suite,
-        "tasks": split_names(tasks),
-        "task_dirs": [str(d) for d in task_dir] if task_dir else None,
-        "limit": limit,
-        "system_instruction": system_instruction,
-        "apply_chat_template": chat_template,
-        "lineage.dataset_digest": dataset_digest,
-        "lineage.model_size": model_size,
-        "lineage.variant": variant,
-        "runtime.tracking_uri": tracking_uri,
-        "runtime.experiment": experiment,
-    })
+    overrides = given(
+        {
+            "model.path": model,
+            "model.tokenizer": tokenizer,
+            "model.device": device,
+            "suite": suite,
+            "tasks": split_names(tasks),
+            "task_dirs": [str(d) for d in task_dir] if task_dir else None,
+            "limit": limit,
+            "system_instruction": system_instruction,
+            "apply_chat_template": chat_template,
+            "lineage.dataset_digest": dataset_digest,
+            "lineage.model_size": model_size,
+            "lineage.variant": variant,
+            "runtime.tracking_uri": tracking_uri,
+            "runtime.experiment": experiment,
+        }
+    )
     if config is None and model is None:
         fail("give --model (or a --config with model.path)")
     cfg = load_or_fail(config, EvalConfig, overrides)
@@ -68,12 +95,16 @@ def eval_command(
         fail(str(err))
         return
     report = result.extra["report"]
-    rows = [{"task": t.task, "metric": t.metric, "score": t.score, "stderr": t.stderr, "n": t.n}
-            for t in report.tasks]
+    rows = [
+        {"task": t.task, "metric": t.metric, "score": t.score, "stderr": t.stderr, "n": t.n}
+        for t in report.tasks
+    ]
     rows.append({"task": "average", "score": report.average, "stderr": report.average_stderr})
     print_rows("Zero-shot accuracy", rows, ["task", "metric", "score", "stderr", "n"])
     if cfg.limit:
-        console.print(f"[yellow]limit={cfg.limit} questions per task: a quick check, not a result.[/]")
+        console.print(
+            f"[yellow]limit={cfg.limit} questions per task: a quick check, not a result.[/]"
+        )
     out.print(f"results: {result.outputs['results']}")
     out.print(f"MLflow: {result.extra.get('run_link', result.outputs.get('mlflow_run_id'))}")
 
@@ -81,14 +112,26 @@ def eval_command(
 @app.command("correlate")
 def correlate_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="Correlate config YAML."),
-    study: str | None = typer.Option(None, "--study", help="MLflow experiment of the study (default: runtime.experiment)."),
-    parent: str | None = typer.Option(None, "--parent", help="Only runs under this parent run id (one `synthdiv run`)."),
-    target: str | None = typer.Option(None, help="Eval metric to correlate with (default eval.avg)."),
-    metrics: str | None = typer.Option(None, help="Comma-separated diversity metrics (default: all found)."),
+    study: str | None = typer.Option(
+        None, "--study", help="MLflow experiment of the study (default: runtime.experiment)."
+    ),
+    parent: str | None = typer.Option(
+        None, "--parent", help="Only runs under this parent run id (one `synthdiv run`)."
+    ),
+    target: str | None = typer.Option(
+        None, help="Eval metric to correlate with (default eval.avg)."
+    ),
+    metrics: str | None = typer.Option(
+        None, help="Comma-separated diversity metrics (default: all found)."
+    ),
     n_boot: int | None = typer.Option(None, help="Bootstrap resamples (default 2000)."),
     seed: int | None = typer.Option(None, help="Bootstrap seed."),
-    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."),
-    experiment: str | None = typer.Option(None, help="MLflow experiment for the correlate run (and the default study)."),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."
+    ),
+    experiment: str | None = typer.Option(
+        None, help="MLflow experiment for the correlate run (and the default study)."
+    ),
 ) -> None:
     """Correlate every diversity metric with model accuracy, from MLflow alone.
 
@@ -102,16 +145,22 @@ def correlate_command(
     from synthdiv.evaluate.correlate import CorrelateConfig, correlate_study
     from synthdiv.tracking.query import StudyNotFoundError
 
-    cfg = load_or_fail(config, CorrelateConfig, given({
-        "study": study,
-        "parent_run_id": parent,
-        "target": target,
-        "metrics": split_names(metrics),
-        "n_boot": n_boot,
-        "seed": seed,
-        "runtime.tracking_uri": tracking_uri,
-        "runtime.experiment": experiment,
-    }))
+    cfg = load_or_fail(
+        config,
+        CorrelateConfig,
+        given(
+            {
+                "study": study,
+                "parent_run_id": parent,
+                "target": target,
+                "metrics": split_names(metrics),
+                "n_boot": n_boot,
+                "seed": seed,
+                "runtime.tracking_uri": tracking_uri,
+                "runtime.experiment": experiment,
+            }
+        ),
+    )
     try:
         result = correlate_study(cfg)
     except StudyNotFoundError as err:
@@ -127,18 +176,37 @@ def print_correlation(result: Any, panels: bool = True) -> None:
     extra = result.extra
     if not extra["points"]:
         console.print("[yellow]no eval run could be joined to a score run (see notes below)[/]")
-    print_rows("Metrics ranked by |Spearman ρ| with " + extra["target"], [
-        {"metric": r.metric, "mean |ρ|": r.mean_abs_spearman,
-         "mean directional ρ": r.mean_directional_spearman, "panels": r.n_panels, "min n": r.min_n}
-        for r in extra["ranks"]
-    ])
+    print_rows(
+        "Metrics ranked by |Spearman ρ| with " + extra["target"],
+        [
+            {
+                "metric": r.metric,
+                "mean |ρ|": r.mean_abs_spearman,
+                "mean directional ρ": r.mean_directional_spearman,
+                "panels": r.n_panels,
+                "min n": r.min_n,
+            }
+            for r in extra["ranks"]
+        ],
+    )
     if not panels:
         return
-    print_rows("Correlations", [
-        {"metric": c.metric, "size": c.model_size, "variant": c.variant, "n": c.n,
-         "spearman": c.spearman, "ci_low": c.spearman_ci_low, "ci_high": c.spearman_ci_high,
-         "pearson": c.pearson, "note": c.note}
-        for c in extra["correlations"]
-    ])
+    print_rows(
+        "Correlations",
+        [
+            {
+                "metric": c.metric,
+                "size": c.model_size,
+                "variant": c.variant,
+                "n": c.n,
+                "spearman": c.spearman,
+                "ci_low": c.spearman_ci_low,
+                "ci_high": c.spearman_ci_high,
+                "pearson": c.pearson,
+                "note": c.note,
+            }
+            for c in extra["correlations"]
+        ],
+    )
     for note in extra["notes"]:
         console.print(f"[dim]note:[/] {note}")

@@ -11,7 +11,12 @@ import yaml
 from synthdiv.cli import app
 from synthdiv.cli.common import console, fail, given, load_or_fail, out, print_rows
 
-_GENERATE_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, KeyError, RuntimeError)
+_GENERATE_ERRORS: tuple[type[BaseException], ...] = (
+    FileNotFoundError,
+    ValueError,
+    KeyError,
+    RuntimeError,
+)
 
 
 def _is_grid(path: Path | None) -> bool:
@@ -26,16 +31,34 @@ def _is_grid(path: Path | None) -> bool:
 
 @app.command("generate")
 def generate(
-    config: Path | None = typer.Option(None, "--config", "-c", help="Generate (or grid) config YAML; see examples/generate_*.yaml."),
-    family: str | None = typer.Option(None, help="Prompt family: topic | topic_style | topic_style_persona | multi_topic."),
-    n_topics: int | None = typer.Option(None, "--topics", "-T", help="𝒯: topics sampled from the taxonomy."),
-    generations: int | None = typer.Option(None, "--generations", "-G", help="𝒢: samples per topic."),
-    taxonomy: str | None = typer.Option(None, help="Topic file (JSONL/YAML). Default: the shipped starter taxonomy."),
-    seed: int | None = typer.Option(None, help="Seed of topic sampling, styles, personas and decoding."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Generate (or grid) config YAML; see examples/generate_*.yaml."
+    ),
+    family: str | None = typer.Option(
+        None, help="Prompt family: topic | topic_style | topic_style_persona | multi_topic."
+    ),
+    n_topics: int | None = typer.Option(
+        None, "--topics", "-T", help="𝒯: topics sampled from the taxonomy."
+    ),
+    generations: int | None = typer.Option(
+        None, "--generations", "-G", help="𝒢: samples per topic."
+    ),
+    taxonomy: str | None = typer.Option(
+        None, help="Topic file (JSONL/YAML). Default: the shipped starter taxonomy."
+    ),
+    seed: int | None = typer.Option(
+        None, help="Seed of topic sampling, styles, personas and decoding."
+    ),
     output: str | None = typer.Option(None, help="Corpus directory (local or s3://)."),
-    score: bool | None = typer.Option(None, "--score/--no-score", help="Score the finished corpus (default on)."),
-    max_shards: int | None = typer.Option(None, help="Stop after this many new shards (resume by rerunning)."),
-    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."),
+    score: bool | None = typer.Option(
+        None, "--score/--no-score", help="Score the finished corpus (default on)."
+    ),
+    max_shards: int | None = typer.Option(
+        None, help="Stop after this many new shards (resume by rerunning)."
+    ),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."
+    ),
     experiment: str | None = typer.Option(None, help="MLflow experiment name."),
 ) -> None:
     """Generate a synthetic corpus of controlled diversity (docs/method.md §3).
@@ -56,27 +79,44 @@ def generate(
     if _is_grid(config):
         from synthdiv.generate.grid import GenerateGridConfig, run_grid
 
-        cfg = load_or_fail(config, GenerateGridConfig, given({
-            "runtime.tracking_uri": tracking_uri, "runtime.experiment": experiment}))
+        cfg = load_or_fail(
+            config,
+            GenerateGridConfig,
+            given({"runtime.tracking_uri": tracking_uri, "runtime.experiment": experiment}),
+        )
         try:
             with rich_progress(console) as progress:
                 results = run_grid(cfg, progress)
         except _GENERATE_ERRORS as err:
             fail(str(err))
             return
-        rows = [{"cell": name, **_summary(r.metrics), "corpus": r.outputs.get("corpus")}
-                for name, r in results.items()]
+        rows = [
+            {"cell": name, **_summary(r.metrics), "corpus": r.outputs.get("corpus")}
+            for name, r in results.items()
+        ]
         print_rows(f"grid {cfg.name}", rows)
         return
 
     from synthdiv.generate.config import GenerateConfig
     from synthdiv.generate.pipeline import generate_corpus
 
-    cfg = load_or_fail(config, GenerateConfig, given({
-        "family": family, "n_topics": n_topics, "generations_per_topic": generations,
-        "taxonomy": taxonomy, "seed": seed, "output.path": output, "score_after": score,
-        "runtime.tracking_uri": tracking_uri, "runtime.experiment": experiment,
-    }))
+    cfg = load_or_fail(
+        config,
+        GenerateConfig,
+        given(
+            {
+                "family": family,
+                "n_topics": n_topics,
+                "generations_per_topic": generations,
+                "taxonomy": taxonomy,
+                "seed": seed,
+                "output.path": output,
+                "score_after": score,
+                "runtime.tracking_uri": tracking_uri,
+                "runtime.experiment": experiment,
+            }
+        ),
+    )
     try:
         with rich_progress(console) as progress:
             result = generate_corpus(cfg, max_new_shards=max_shards, progress=progress)
@@ -84,7 +124,9 @@ def generate(
         fail(str(err))
         return
     print_rows("generate", [_summary(result.metrics)])
-    state = "complete" if result.metrics.get("generate.complete") else "UNFINISHED (rerun to resume)"
+    state = (
+        "complete" if result.metrics.get("generate.complete") else "UNFINISHED (rerun to resume)"
+    )
     out.print(f"corpus: {result.outputs.get('corpus')} [{state}]")
     out.print(f"rejects: {result.outputs.get('rejects')}")
     if "run_link" in result.extra:
@@ -93,16 +135,22 @@ def generate(
 
 def _summary(metrics: dict[str, float]) -> dict[str, Any]:
     keys = {
-        "docs": "generate.n_docs", "requested": "generate.n_requested", "rejected": "generate.n_rejected",
-        "samples/s": "run.samples_per_s", "out tok/s": "run.output_tokens_per_s",
-        "exact dup": "dedup.exact_rate", "near dup": "dedup.near_rate",
+        "docs": "generate.n_docs",
+        "requested": "generate.n_requested",
+        "rejected": "generate.n_rejected",
+        "samples/s": "run.samples_per_s",
+        "out tok/s": "run.output_tokens_per_s",
+        "exact dup": "dedup.exact_rate",
+        "near dup": "dedup.near_rate",
     }
     return {label: metrics.get(key) for label, key in keys.items()}
 
 
 @app.command("mix")
 def mix(
-    config: Path = typer.Option(..., "--config", "-c", help="Mix config YAML (see examples/mix.yaml)."),
+    config: Path = typer.Option(
+        ..., "--config", "-c", help="Mix config YAML (see examples/mix.yaml)."
+    ),
     seed: int | None = typer.Option(None, help="Seed of the subsampling and the shuffle."),
     output: str | None = typer.Option(None, help="Mixture corpus directory."),
     tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI."),
@@ -117,13 +165,19 @@ def mix(
     from synthdiv.corpus import CorpusError
     from synthdiv.generate.mix import MixConfig, mix_corpora
 
-    cfg = load_or_fail(config, MixConfig, given({
-        "seed": seed, "output.path": output, "runtime.tracking_uri": tracking_uri}))
+    cfg = load_or_fail(
+        config,
+        MixConfig,
+        given({"seed": seed, "output.path": output, "runtime.tracking_uri": tracking_uri}),
+    )
     try:
         result = mix_corpora(cfg)
     except (CorpusError, ValueError, FileNotFoundError) as err:
         fail(str(err))
         return
-    print_rows("mixture", result.extra["manifest"]["sources"],
-               ["source", "docs_in", "raw_tokens", "target_tokens", "effective_tokens", "docs_out"])
+    print_rows(
+        "mixture",
+        result.extra["manifest"]["sources"],
+        ["source", "docs_in", "raw_tokens", "target_tokens", "effective_tokens", "docs_out"],
+    )
     out.print(f"corpus: {result.outputs['corpus']}")

@@ -52,9 +52,13 @@ ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig co
 
 @app.command()
 def submit(
-    stage: Annotated[str, typer.Argument(
-        help="The command to run: any `synthdiv` command that reads a config, e.g. score, "
-        "pretrain, run (an unknown name lists them all).")],
+    stage: Annotated[
+        str,
+        typer.Argument(
+            help="The command to run: any `synthdiv` command that reads a config, e.g. score, "
+            "pretrain, run (an unknown name lists them all)."
+        ),
+    ],
     config: Annotated[
         Path, typer.Option("--config", "-c", help="The stage's YAML config (sent with the job).")
     ],

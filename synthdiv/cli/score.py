@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from synthdiv.cli.common import console, fail, given, load_or_fail, out, print_rows, split_names
 from synthdiv.cli import app
+from synthdiv.cli.common import console, fail, given, load_or_fail, out, print_rows, split_names
 
 
 @app.command("metrics")
@@ -30,14 +29,27 @@ def list_metrics() -> None:
 
 @app.command("score")
 def score(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Score config YAML (see examples/score.yaml)."),
-    corpus: Optional[str] = typer.Option(None, "--corpus", help="JSONL/Parquet file, shard directory or s3:// URI. Default: the bundled example corpus."),
-    text_field: Optional[str] = typer.Option(None, help="Field holding the text (default 'text')."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", "-m", help="Comma-separated metric names (see `synthdiv metrics`). Default: all."),
-    limit: Optional[int] = typer.Option(None, help="Read at most this many valid documents."),
-    seed: Optional[int] = typer.Option(None, help="Seed for subsamples and the cluster-agent."),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."),
-    experiment: Optional[str] = typer.Option(None, help="MLflow experiment name."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Score config YAML (see examples/score.yaml)."
+    ),
+    corpus: str | None = typer.Option(
+        None,
+        "--corpus",
+        help="JSONL/Parquet file, shard directory or s3:// URI. Default: the bundled example corpus.",
+    ),
+    text_field: str | None = typer.Option(None, help="Field holding the text (default 'text')."),
+    metrics: str | None = typer.Option(
+        None,
+        "--metrics",
+        "-m",
+        help="Comma-separated metric names (see `synthdiv metrics`). Default: all.",
+    ),
+    limit: int | None = typer.Option(None, help="Read at most this many valid documents."),
+    seed: int | None = typer.Option(None, help="Seed for subsamples and the cluster-agent."),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow tracking URI (default: sqlite in ./.synthdiv)."
+    ),
+    experiment: str | None = typer.Option(None, help="MLflow experiment name."),
 ) -> None:
     """Score the diversity of a text corpus with every metric, with confidence intervals.
 
@@ -55,14 +67,16 @@ def score(
     from synthdiv.progress import rich_progress
     from synthdiv.score import ScoreConfig, score_corpus
 
-    overrides = given({
-        "corpus.path": corpus,
-        "corpus.text_field": text_field,
-        "corpus.limit": limit,
-        "seed": seed,
-        "runtime.tracking_uri": tracking_uri,
-        "runtime.experiment": experiment,
-    })
+    overrides = given(
+        {
+            "corpus.path": corpus,
+            "corpus.text_field": text_field,
+            "corpus.limit": limit,
+            "seed": seed,
+            "runtime.tracking_uri": tracking_uri,
+            "runtime.experiment": experiment,
+        }
+    )
     if names := split_names(metrics):
         overrides["metrics"] = {name: {} for name in names}
     cfg = load_or_fail(config, ScoreConfig, overrides)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -43,7 +43,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
     rows = []
     for name, branch in summary["corpora"].items():
         row: dict[str, Any] = {"corpus": name}
-        row.update({k: v for k, v in branch["scores"].items() if k in ("cluster_agent", "vendi", "distinct_n")})
+        row.update(
+            {
+                k: v
+                for k, v in branch["scores"].items()
+                if k in ("cluster_agent", "vendi", "distinct_n")
+            }
+        )
         row.update({k: v for k, v in branch.items() if k.endswith((".base", ".sft"))})
         rows.append(row)
     print_rows("Study: diversity and accuracy per corpus", rows)
@@ -60,9 +66,11 @@ def _overrides(tracking_uri: str | None, storage: str | None) -> dict[str, Any]:
 
 @app.command("run")
 def run(
-    config: Path = typer.Argument(..., help="Study YAML (see examples/quickstart.yaml, examples/paper_*.yaml)."),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI."),
-    storage_uri: Optional[str] = typer.Option(None, help="Where stage outputs go (path or s3://)."),
+    config: Path = typer.Argument(
+        ..., help="Study YAML (see examples/quickstart.yaml, examples/paper_*.yaml)."
+    ),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI."),
+    storage_uri: str | None = typer.Option(None, help="Where stage outputs go (path or s3://)."),
 ) -> None:
     """Run a whole study: generate → score → (mix) → pretrain → sft → eval → correlate.
 
@@ -74,8 +82,12 @@ def run(
 
 @app.command("quickstart")
 def quickstart(
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: ./.synthdiv)."),
-    storage_uri: Optional[str] = typer.Option(None, help="Where outputs go (default ./synthdiv_runs)."),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow tracking URI (default: ./.synthdiv)."
+    ),
+    storage_uri: str | None = typer.Option(
+        None, help="Where outputs go (default ./synthdiv_runs)."
+    ),
 ) -> None:
     """The whole loop on tiny offline defaults, in minutes on a laptop CPU.
 
@@ -89,16 +101,22 @@ def quickstart(
     summary = _run(quickstart_config_path(), overrides)
     _print_summary(summary)
     out.print(f"\n[yellow]Honesty note:[/] {HONESTY}")
-    out.print("Browse everything: .venv/bin/mlflow ui --backend-store-uri sqlite:///.synthdiv/mlflow.db")
+    out.print(
+        "Browse everything: .venv/bin/mlflow ui --backend-store-uri sqlite:///.synthdiv/mlflow.db"
+    )
     out.print("One-page report:   .venv/bin/synthdiv report --experiment synthdiv-quickstart")
 
 
 @app.command("report")
 def report(
     experiment: str = typer.Option("synthdiv-quickstart", help="The study's MLflow experiment."),
-    parent_run_id: Optional[str] = typer.Option(None, help="Only this `synthdiv run` (parent run)."),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI."),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="HTML file (default .synthdiv/reports/<experiment>.html)."),
+    parent_run_id: str | None = typer.Option(
+        None, help="Only this `synthdiv run` (parent run)."
+    ),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI."),
+    out_file: Path | None = typer.Option(
+        None, "--out", help="HTML file (default .synthdiv/reports/<experiment>.html)."
+    ),
 ) -> None:
     """Render one static HTML page for a study (also attached to its MLflow run)."""
     from synthdiv.report import write_report

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from synthdiv.cli import app
@@ -12,7 +10,7 @@ from synthdiv.cli.common import console, fail, out
 
 @app.command("tracking-sync")
 def tracking_sync(
-    tracking_uri: Optional[str] = typer.Option(
+    tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking URI the journaled runs belong to."
     ),
 ) -> None:

@@ -11,11 +11,21 @@ from synthdiv.cli import app
 from synthdiv.cli.common import fail, load_or_fail, print_rows
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config (see examples/).")]
-JobOpt = Annotated[str | None, typer.Option(
-    "--job-id", help="Stable job id: relaunching with the same id resumes its checkpoints.")]
-StorageOpt = Annotated[str | None, typer.Option(
-    "--storage", help="Override runtime.storage_uri (local dir or s3://bucket/prefix).")]
-StepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Override train.schedule.max_steps.")]
+JobOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--job-id", help="Stable job id: relaunching with the same id resumes its checkpoints."
+    ),
+]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage", help="Override runtime.storage_uri (local dir or s3://bucket/prefix)."
+    ),
+]
+StepsOpt = Annotated[
+    int | None, typer.Option("--max-steps", help="Override train.schedule.max_steps.")
+]
 
 
 def _common(job_id: str | None, storage: str | None, max_steps: int | None) -> dict[str, Any]:
@@ -38,15 +48,26 @@ def _run(stage: Any) -> None:
     except (TrainingDivergedError, TrainingFailedError, FileNotFoundError, ValueError) as err:
         fail(str(err) or type(err).__name__, code=1)
         return
-    print_rows(f"{stage.name} result", [{**result.metrics, **{
-        k: v for k, v in result.outputs.items() if k in ("model", "model_uri")}}])
+    print_rows(
+        f"{stage.name} result",
+        [
+            {
+                **result.metrics,
+                **{k: v for k, v in result.outputs.items() if k in ("model", "model_uri")},
+            }
+        ],
+    )
 
 
 @app.command("pretrain")
 def pretrain(
     config: ConfigOpt,
-    data: Annotated[list[str] | None, typer.Option(
-        "--data", help="Corpus path(s) replacing data.corpora (repeat for a mixture).")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data", help="Corpus path(s) replacing data.corpora (repeat for a mixture)."
+        ),
+    ] = None,
     job_id: JobOpt = None,
     storage: StorageOpt = None,
     max_steps: StepsOpt = None,
@@ -68,8 +89,10 @@ def pretrain(
 @app.command("sft")
 def sft(
     config: ConfigOpt,
-    base_model: Annotated[str | None, typer.Option(
-        "--base-model", help="Pretrained HF dir (a pretrain run's model/ output).")] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option("--base-model", help="Pretrained HF dir (a pretrain run's model/ output)."),
+    ] = None,
     data: Annotated[str | None, typer.Option("--data", help="JSONL chat file or dir.")] = None,
     job_id: JobOpt = None,
     storage: StorageOpt = None,

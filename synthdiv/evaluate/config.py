@@ -26,9 +26,12 @@ class ModelConfig(StrictModel):
     dtype: str = Field(
         "auto", description="torch dtype; 'auto' = float32 on CPU, the checkpoint's on GPU."
     )
-    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:0', … (lm-eval defaults to CUDA). "
-                        "On cuda the harness runs as a Ray task that requests `num_gpus`, so it "
-                        "lands where the GPUs are, not on a GPU-less head or driver.")
+    device: str = Field(
+        "cpu",
+        description="'cpu', 'cuda', 'cuda:0', … (lm-eval defaults to CUDA). "
+        "On cuda the harness runs as a Ray task that requests `num_gpus`, so it "
+        "lands where the GPUs are, not on a GPU-less head or driver.",
+    )
     num_gpus: float = Field(1.0, gt=0, description="GPUs the eval task requests when on cuda.")
     batch_size: int = Field(16, ge=1)
     max_length: int | None = Field(None, gt=0, description="Context cap; None = model config.")

@@ -39,12 +39,15 @@ class CorrelateConfig(StrictModel):
         None, description="Only runs under this parent run (one `synthdiv run`); None = all."
     )
     target: str = Field("eval.avg", description="Eval metric to correlate with (any eval.* key).")
-    metrics: list[str] | None = Field(None, description="Diversity metrics; None = every one found.")
+    metrics: list[str] | None = Field(
+        None, description="Diversity metrics; None = every one found."
+    )
     n_boot: int = Field(2000, ge=100, description="Paired bootstrap resamples over corpora.")
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int = 0
     min_points: int = Field(
-        analysis.MIN_POINTS_FOR_CI, ge=analysis.MIN_POINTS_FOR_CI,
+        analysis.MIN_POINTS_FOR_CI,
+        ge=analysis.MIN_POINTS_FOR_CI,
         description="Fewer corpora per panel than this: CI reported as undefined.",
     )
     directions: dict[str, bool] = Field(
@@ -100,16 +103,26 @@ def join_runs(
         # One point per trained model: a study's corpus name tells apart models trained on one
         # synthetic corpus mixed at different ratios (same digest, different training data).
         trained_on = run.tags.get(TAG_CORPUS_NAME) or digest
-        key = (trained_on, run.tags.get(TAG_MODEL_SIZE, UNKNOWN), run.tags.get(TAG_VARIANT, UNKNOWN))
+        key = (
+            trained_on,
+            run.tags.get(TAG_MODEL_SIZE, UNKNOWN),
+            run.tags.get(TAG_VARIANT, UNKNOWN),
+        )
         if key in latest:
             superseded[key] += 1
         latest[key] = analysis.Point(
-            dataset_digest=digest, model_size=key[1], variant=key[2],
-            accuracy=run.metrics[target], diversity=by_digest[digest],
-            corpus_name=run.tags.get(TAG_CORPUS_NAME), eval_run_id=run.run_id,
+            dataset_digest=digest,
+            model_size=key[1],
+            variant=key[2],
+            accuracy=run.metrics[target],
+            diversity=by_digest[digest],
+            corpus_name=run.tags.get(TAG_CORPUS_NAME),
+            eval_run_id=run.run_id,
         )
     for (trained_on, size, variant), count in superseded.items():
-        notes.append(f"{count} older eval run(s) of {trained_on} {size}/{variant} superseded by the latest")
+        notes.append(
+            f"{count} older eval run(s) of {trained_on} {size}/{variant} superseded by the latest"
+        )
     return list(latest.values()), notes
 
 
@@ -121,14 +134,18 @@ def metric_directions(
     for run in score_runs:
         for key, value in run.tags.items():
             if key.startswith(SCORE_PREFIX) and key.endswith(DIRECTION_SUFFIX):
-                directions[key[len(SCORE_PREFIX) : -len(DIRECTION_SUFFIX)]] = value.lower() == "true"
+                directions[key[len(SCORE_PREFIX) : -len(DIRECTION_SUFFIX)]] = (
+                    value.lower() == "true"
+                )
     directions |= overrides
     if missing := [m for m in metrics if m not in directions]:
         # The registry imports every metric's dependencies (torch…): only when MLflow is silent.
         from synthdiv.metrics.base import _REGISTRY, available
 
         available()
-        directions |= {m: bool(_REGISTRY[m].higher_is_more_diverse) for m in missing if m in _REGISTRY}
+        directions |= {
+            m: bool(_REGISTRY[m].higher_is_more_diverse) for m in missing if m in _REGISTRY
+        }
     return directions
 
 
@@ -144,15 +161,19 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-
-
 def _metric_rows(correlations: list[analysis.Correlation]) -> dict[str, float]:
     out: dict[str, float] = {}
     for c in correlations:
         base = f"corr.{c.metric}.{c.model_size}.{c.variant}"
         out[f"{base}.n"] = c.n
-        for name in ("spearman", "spearman_ci_low", "spearman_ci_high", "pearson",
-                     "pearson_ci_low", "pearson_ci_high"):
+        for name in (
+            "spearman",
+            "spearman_ci_low",
+            "spearman_ci_high",
+            "pearson",
+            "pearson_ci_low",
+            "pearson_ci_high",
+        ):
             value = getattr(c, name)
             if value is not None:
                 out[f"{base}.{name}"] = value
@@ -166,17 +187,27 @@ class CorrelateStage(BaseStage):
     def run(self, ctx: StageContext) -> StageResult:
         cfg = self.config
         query = StudyQuery(
-            resolve_tracking_uri(cfg.runtime), cfg.study or cfg.runtime.experiment, cfg.parent_run_id
+            resolve_tracking_uri(cfg.runtime),
+            cfg.study or cfg.runtime.experiment,
+            cfg.parent_run_id,
         )
         score_runs, eval_runs = query.stage_runs("score"), query.stage_runs("eval")
         points, notes = join_runs(score_runs, eval_runs, cfg.target)
         metric_list = cfg.metrics or analysis.metric_names(points)
         directions = metric_directions(score_runs, metric_list, cfg.directions)
-        notes += [f"metric {m}: direction unknown, assumed higher = more diverse"
-                  for m in metric_list if m not in directions]
+        notes += [
+            f"metric {m}: direction unknown, assumed higher = more diverse"
+            for m in metric_list
+            if m not in directions
+        ]
         correlations = analysis.correlate_study(
-            points, directions, metrics=cfg.metrics, n_boot=cfg.n_boot, seed=cfg.seed,
-            confidence=cfg.confidence, min_points=cfg.min_points,
+            points,
+            directions,
+            metrics=cfg.metrics,
+            n_boot=cfg.n_boot,
+            seed=cfg.seed,
+            confidence=cfg.confidence,
+            min_points=cfg.min_points,
         )
         ranks = analysis.rank_metrics(correlations)
         point_rows = analysis.points_rows(points)
@@ -197,11 +228,13 @@ class CorrelateStage(BaseStage):
         input_digest = hashlib.sha256(
             json.dumps(point_rows, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
-        ctx.tracker.set_tags({
-            "synthdiv.input_digest": input_digest,
-            "synthdiv.study": query.experiment,
-            **({"synthdiv.study_parent": cfg.parent_run_id} if cfg.parent_run_id else {}),
-        })
+        ctx.tracker.set_tags(
+            {
+                "synthdiv.input_digest": input_digest,
+                "synthdiv.study": query.experiment,
+                **({"synthdiv.study_parent": cfg.parent_run_id} if cfg.parent_run_id else {}),
+            }
+        )
         return StageResult(
             metrics={
                 "corr.n_points": len(points),
@@ -209,21 +242,34 @@ class CorrelateStage(BaseStage):
                 "corr.n_score_runs": len(score_runs),
                 "corr.n_eval_runs": len(eval_runs),
                 "corr.n_skipped_notes": len(notes),
-            } | _metric_rows(correlations),
+            }
+            | _metric_rows(correlations),
             # Remote storage keeps no copy: the tables live in MLflow, their source of truth.
-            outputs={} if "://" in ctx.output_dir else {"correlations": str(out / "correlations.csv")},
+            outputs={}
+            if "://" in ctx.output_dir
+            else {"correlations": str(out / "correlations.csv")},
             artifacts={"correlation": out},
-            extra={"correlations": correlations, "ranks": ranks, "points": points, "notes": notes,
-                   "target": cfg.target},
+            extra={
+                "correlations": correlations,
+                "ranks": ranks,
+                "points": points,
+                "notes": notes,
+                "target": cfg.target,
+            },
         )
 
 
-def correlate_study(config: CorrelateConfig, parent: Tracker | None = None, reuse: bool = False) -> StageResult:
+def correlate_study(
+    config: CorrelateConfig, parent: Tracker | None = None, reuse: bool = False
+) -> StageResult:
     """Correlate a study as a tracked stage: the library entry point behind ``synthdiv correlate``.
 
     A study or parent run that does not exist fails here, before a correlate run is created.
     """
     if config.study or config.parent_run_id:
-        StudyQuery(resolve_tracking_uri(config.runtime), config.study or config.runtime.experiment,
-                   config.parent_run_id)
+        StudyQuery(
+            resolve_tracking_uri(config.runtime),
+            config.study or config.runtime.experiment,
+            config.parent_run_id,
+        )
     return run_stage(CorrelateStage(config), parent=parent, reuse=reuse)

@@ -28,7 +28,9 @@ def _panel_title(size: str, variant: str, corr: Correlation | None) -> str:
     return f"{size} {variant}: ρ={corr.spearman:.2f}{ci}, n={corr.n}"
 
 
-def scatter_figure(metric: str, points: list[Point], correlations: list[Correlation], target: str) -> Figure:
+def scatter_figure(
+    metric: str, points: list[Point], correlations: list[Correlation], target: str
+) -> Figure:
     keys = panels(points)
     sizes = list(dict.fromkeys(k[0] for k in keys))  # panels() orders sizes numerically
     variants = sorted({k[1] for k in keys})
@@ -38,19 +40,36 @@ def scatter_figure(metric: str, points: list[Point], correlations: list[Correlat
     for i, size in enumerate(sizes):
         for j, variant in enumerate(variants):
             ax = axes[i, j]
-            pts = [p for p in points if (p.model_size, p.variant) == (size, variant) and metric in p.diversity]
+            pts = [
+                p
+                for p in points
+                if (p.model_size, p.variant) == (size, variant) and metric in p.diversity
+            ]
             x = np.array([p.diversity[metric].value for p in pts])
             y = np.array([p.accuracy for p in pts])
-            lo = np.array([p.diversity[metric].ci_low if p.diversity[metric].ci_low is not None else v
-                           for p, v in zip(pts, x, strict=True)])
-            hi = np.array([p.diversity[metric].ci_high if p.diversity[metric].ci_high is not None else v
-                           for p, v in zip(pts, x, strict=True)])
+            lo = np.array(
+                [
+                    p.diversity[metric].ci_low if p.diversity[metric].ci_low is not None else v
+                    for p, v in zip(pts, x, strict=True)
+                ]
+            )
+            hi = np.array(
+                [
+                    p.diversity[metric].ci_high if p.diversity[metric].ci_high is not None else v
+                    for p, v in zip(pts, x, strict=True)
+                ]
+            )
             if len(pts):
                 xerr = np.clip(np.vstack([x - lo, hi - x]), 0, None)
                 ax.errorbar(x, y, xerr=xerr, fmt="o", capsize=3, color="tab:blue", ecolor="0.6")
                 for p, xi, yi in zip(pts, x, y, strict=True):
-                    ax.annotate(p.corpus_name or p.dataset_digest[:8], (xi, yi), fontsize=7,
-                                xytext=(3, 3), textcoords="offset points")
+                    ax.annotate(
+                        p.corpus_name or p.dataset_digest[:8],
+                        (xi, yi),
+                        fontsize=7,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
             if len(pts) >= 2 and np.ptp(x) > 0:
                 slope, intercept = np.polyfit(x, y, 1)
                 grid = np.linspace(x.min(), x.max(), 20)
@@ -76,13 +95,23 @@ def ranking_figure(ranks: list[MetricRank]) -> Figure:
     ax.set_xlabel("mean directional Spearman ρ (> 0: more diverse → more accurate)")
     ax.set_title("Diversity metrics ranked by |ρ| with accuracy")
     if not shown:
-        ax.text(0.5, 0.5, "no metric has enough points for a correlation", ha="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no metric has enough points for a correlation",
+            ha="center",
+            transform=ax.transAxes,
+        )
     return fig
 
 
-def write_plots(out: Path, points: list[Point], correlations: list[Correlation],
-                ranks: list[MetricRank], target: str) -> list[Path]:
+def write_plots(
+    out: Path,
+    points: list[Point],
+    correlations: list[Correlation],
+    ranks: list[MetricRank],
+    target: str,
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for metric in sorted({c.metric for c in correlations}):

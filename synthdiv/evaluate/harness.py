@@ -54,8 +54,12 @@ class EvalReport:
         for t in self.tasks:
             base = f"{prefix}.{t.task}"
             values = {
-                "score": t.score, "score_stderr": t.stderr, "n": t.n, "acc": t.acc,
-                "acc_stderr": t.acc_stderr, "acc_norm": t.acc_norm,
+                "score": t.score,
+                "score_stderr": t.stderr,
+                "n": t.n,
+                "acc": t.acc,
+                "acc_stderr": t.acc_stderr,
+                "acc_norm": t.acc_norm,
                 "acc_norm_stderr": t.acc_norm_stderr,
             }
             out |= {f"{base}.{k}": float(v) for k, v in values.items() if v is not None}
@@ -106,7 +110,9 @@ def parse_results(raw: dict[str, Any], specs: list[TaskSpec]) -> EvalReport:
                 acc_norm_stderr=_number(res.get("acc_norm_stderr,none")),
             )
         )
-    samples = {name: [_compact_sample(s) for s in rows] for name, rows in raw.get("samples", {}).items()}
+    samples = {
+        name: [_compact_sample(s) for s in rows] for name, rows in raw.get("samples", {}).items()
+    }
     return EvalReport(scores, samples, raw.get("lm_eval_version"))
 
 
@@ -121,7 +127,9 @@ def _compact_sample(sample: dict[str, Any]) -> dict[str, Any]:
         "doc_id": sample.get("doc_id"),
         "question": doc.get("question") if isinstance(doc, dict) else None,
         # the exact text the model was conditioned on (shows the system prompt / chat template)
-        "context": first[0] if isinstance(first, list | tuple) and first and isinstance(first[0], str) else None,
+        "context": first[0]
+        if isinstance(first, list | tuple) and first and isinstance(first[0], str)
+        else None,
         "target": sample.get("target"),
         "pred": max(range(len(numeric)), key=numeric.__getitem__) if numeric else None,
         "loglikelihoods": numeric,

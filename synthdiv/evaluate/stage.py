@@ -86,7 +86,9 @@ class EvalStage(BaseStage):
             "task_sources": {s.name: s.source for s in specs},
         }
         results_uri = write_json_atomic(f"{ctx.output_dir.rstrip('/')}/{RESULTS_FILE}", summary)
-        artifacts = _write_artifacts(report, summary, raw, local_artifact_dir(ctx.output_dir, "eval"))
+        artifacts = _write_artifacts(
+            report, summary, raw, local_artifact_dir(ctx.output_dir, "eval")
+        )
         return StageResult(
             metrics=report.metrics(METRIC_PREFIX),
             outputs={"results": results_uri},
@@ -100,13 +102,13 @@ def _row(task: dict[str, Any]) -> dict[str, Any]:
     return {k: task[k] for k in ("task", "metric", "score", "stderr", "n")}
 
 
-
-
 def _write_artifacts(
     report: EvalReport, summary: dict[str, Any], raw: dict[str, Any], out: Path
 ) -> Path:
     (out / RESULTS_FILE).write_text(json.dumps(summary, indent=2, default=str))
-    lm_eval_view = {k: raw.get(k) for k in ("results", "configs", "versions", "n-shot", "n-samples")}
+    lm_eval_view = {
+        k: raw.get(k) for k in ("results", "configs", "versions", "n-shot", "n-samples")
+    }
     (out / "lm_eval_results.json").write_text(json.dumps(lm_eval_view, indent=2, default=str))
     lines = ["| task | metric | score | stderr | n |", "|---|---|---|---|---|"]
     lines += [
@@ -115,12 +117,16 @@ def _write_artifacts(
         for t in report.tasks
     ]
     avg_err = report.average_stderr
-    lines.append(f"| **average** | | {report.average:.4f} | {'' if avg_err is None else f'{avg_err:.4f}'} | |")
+    lines.append(
+        f"| **average** | | {report.average:.4f} | {'' if avg_err is None else f'{avg_err:.4f}'} | |"
+    )
     (out / "scores.md").write_text("\n".join(lines) + "\n")
     samples = out / "samples"
     samples.mkdir(exist_ok=True)
     for task, rows in report.samples.items():
-        (samples / f"{task}.jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+        (samples / f"{task}.jsonl").write_text(
+            "".join(json.dumps(r, default=str) + "\n" for r in rows)
+        )
     return out
 
 
@@ -131,7 +137,9 @@ def preflight(config: EvalConfig) -> None:
     resolve_model(config.model)
 
 
-def evaluate_model(config: EvalConfig, parent: Tracker | None = None, reuse: bool = False) -> StageResult:
+def evaluate_model(
+    config: EvalConfig, parent: Tracker | None = None, reuse: bool = False
+) -> StageResult:
     """Evaluate one model as a tracked stage: the library entry point behind ``synthdiv eval``."""
     preflight(config)
     return run_stage(EvalStage(config), parent=parent, reuse=reuse)

@@ -42,7 +42,9 @@ class OutputConfig(StrictModel):
 
 class DedupConfig(StrictModel):
     num_perm: int = Field(128, ge=16, description="MinHash permutations.")
-    threshold: float = Field(0.8, gt=0, lt=1, description="Jaccard similarity for a near-duplicate.")
+    threshold: float = Field(
+        0.8, gt=0, lt=1, description="Jaccard similarity for a near-duplicate."
+    )
     shingle_words: int = Field(5, ge=1, description="Word n-gram size of the shingles.")
     filter: Literal["none", "exact", "near"] = Field(
         "none", description="Drop duplicates from the corpus (near also drops exact)."
@@ -53,7 +55,9 @@ class GenerateConfig(StrictModel):
     IDENTITY_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"name"})  # a label, as for scores
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     name: str | None = Field(None, description="Corpus name in MLflow; default: the job id.")
-    taxonomy: str | None = Field(None, description="Topic file (JSONL/YAML); None = starter taxonomy.")
+    taxonomy: str | None = Field(
+        None, description="Topic file (JSONL/YAML); None = starter taxonomy."
+    )
     n_topics: int = Field(16, gt=0, description="𝒯: topics sampled from the taxonomy.")
     generations_per_topic: int = Field(4, gt=0, description="𝒢: samples per topic.")
     family: str = Field("topic_style", description="Prompt family (see synthdiv/prompts/generate).")
@@ -78,7 +82,9 @@ class GenerateConfig(StrictModel):
     )
     seed: int = 0
     requests_per_call: int = Field(
-        256, gt=0, description="Samples sent to the runner at once (whole shards): large batches "
+        256,
+        gt=0,
+        description="Samples sent to the runner at once (whole shards): large batches "
         "keep engines and Ray Data pipelines busy; a kill loses at most this much uncached work.",
     )
     output: OutputConfig = Field(default_factory=OutputConfig)

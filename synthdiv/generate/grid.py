@@ -33,7 +33,9 @@ class GridAxes(StrictModel):
 class GenerateGridConfig(StrictModel):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     name: str = Field("grid", description="Grid name: prefix of each cell's corpus name.")
-    base: dict[str, Any] = Field(default_factory=dict, description="GenerateConfig every cell starts from.")
+    base: dict[str, Any] = Field(
+        default_factory=dict, description="GenerateConfig every cell starts from."
+    )
     grid: GridAxes = Field(default_factory=GridAxes)
 
     @model_validator(mode="after")
@@ -72,7 +74,9 @@ def expand_grid(cfg: GenerateGridConfig) -> list[GridCell]:
                 parts.append(f"gen-{value}")
             else:
                 data[key] = value
-                parts.append({"n_topics": "T", "generations_per_topic": "G"}.get(key, "") + str(value))
+                parts.append(
+                    {"n_topics": "T", "generations_per_topic": "G"}.get(key, "") + str(value)
+                )
             lineage[key] = str(value)
         cell = "-".join(parts) or "base"
         lineage["cell"] = cell
@@ -85,7 +89,9 @@ def expand_grid(cfg: GenerateGridConfig) -> list[GridCell]:
 def run_grid(cfg: GenerateGridConfig, progress: ProgressFn = no_progress) -> dict[str, StageResult]:
     """Run every cell (sequentially: each cell already fans out over the backend)."""
     cells = expand_grid(cfg)
-    stages = [GenerateStage(c.config, lineage=c.lineage, progress=progress) for c in cells]  # fail fast
+    stages = [
+        GenerateStage(c.config, lineage=c.lineage, progress=progress) for c in cells
+    ]  # fail fast
     results: dict[str, StageResult] = {}
     with ray_session(cfg.runtime), stage_run("generate_grid", cfg, cfg.runtime) as parent:
         parent.log_params({"grid.cells": [c.name for c in cells]})

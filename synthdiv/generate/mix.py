@@ -28,7 +28,9 @@ class MixSource(StrictModel):
     name: str = Field(..., min_length=1, description="Label in meta.source and the manifest.")
     corpus: CorpusConfig
     target_tokens: int | None = Field(None, gt=0, description="Effective tokens of this source.")
-    weight: float | None = Field(None, gt=0, description="Share of total_tokens (instead of a target).")
+    weight: float | None = Field(
+        None, gt=0, description="Share of total_tokens (instead of a target)."
+    )
 
 
 class MixConfig(StrictModel):
@@ -62,7 +64,9 @@ class MixConfig(StrictModel):
         if self.total_tokens is None:
             return {s.name: int(s.target_tokens or 0) for s in self.sources}
         total_weight = sum(s.weight or 0 for s in self.sources)
-        return {s.name: round(self.total_tokens * (s.weight or 0) / total_weight) for s in self.sources}
+        return {
+            s.name: round(self.total_tokens * (s.weight or 0) / total_weight) for s in self.sources
+        }
 
 
 @dataclass(frozen=True)
@@ -126,38 +130,78 @@ class MixStage(BaseStage):
         docs: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         for i, source in enumerate(cfg.sources):
-            corpus, report = read_corpus(source.corpus, quarantine_dir=f"{ctx.output_dir}/quarantine/{source.name}")
-            ctx.tracker.log_dataset(name=source.name, digest=corpus.digest, source=source.corpus.path,
-                                    n_rows=len(corpus), context="input")
+            corpus, report = read_corpus(
+                source.corpus, quarantine_dir=f"{ctx.output_dir}/quarantine/{source.name}"
+            )
+            ctx.tracker.log_dataset(
+                name=source.name,
+                digest=corpus.digest,
+                source=source.corpus.path,
+                n_rows=len(corpus),
+                context="input",
+            )
             tokens = count(corpus.texts)
             chosen = select(tokens, targets[source.name], seed=cfg.seed * 1000 + i)
             for j in np.flatnonzero(chosen.copies):
                 for repeat in range(int(chosen.copies[j])):
-                    meta = {**corpus.metas[j], "source": source.name, "repeat": repeat,
-                            "source_id": corpus.ids[j]}
-                    docs.append({"id": f"{source.name}:{corpus.ids[j]}:{repeat}",
-                                 "text": corpus.texts[j], "meta": meta})
-            rows.append({
-                "source": source.name, "path": source.corpus.path, "docs_in": len(corpus),
-                "rejected_rows": report.n_rejected, "raw_tokens": int(tokens.sum()),
-                "target_tokens": targets[source.name], "effective_tokens": chosen.tokens,
-                "docs_out": int(chosen.copies.sum()), "repeat_factor": chosen.repeat_factor,
-            })
+                    meta = {
+                        **corpus.metas[j],
+                        "source": source.name,
+                        "repeat": repeat,
+                        "source_id": corpus.ids[j],
+                    }
+                    docs.append(
+                        {
+                            "id": f"{source.name}:{corpus.ids[j]}:{repeat}",
+                            "text": corpus.texts[j],
+                            "meta": meta,
+                        }
+                    )
+            rows.append(
+                {
+                    "source": source.name,
+                    "path": source.corpus.path,
+                    "docs_in": len(corpus),
+                    "rejected_rows": report.n_rejected,
+                    "raw_tokens": int(tokens.sum()),
+                    "target_tokens": targets[source.name],
+                    "effective_tokens": chosen.tokens,
+                    "docs_out": int(chosen.copies.sum()),
+                    "repeat_factor": chosen.repeat_factor,
+                }
+            )
         order = rng.permutation(len(docs))  # interleave sources: pretraining reads in order
         out_uri = cfg.output.path or f"{ctx.output_dir}/corpus"
-        manifest = write_corpus((docs[k] for k in order), out_uri, cfg.output.shard_size, cfg.output.format)
-        ctx.tracker.log_dataset(name=cfg.name or ctx.job_id, digest=manifest["digest"], source=out_uri,
-                                n_rows=manifest["n_docs"], context="output")
+        manifest = write_corpus(
+            (docs[k] for k in order), out_uri, cfg.output.shard_size, cfg.output.format
+        )
+        ctx.tracker.log_dataset(
+            name=cfg.name or ctx.job_id,
+            digest=manifest["digest"],
+            source=out_uri,
+            n_rows=manifest["n_docs"],
+            context="output",
+        )
         metrics = {"mix.n_docs": float(manifest["n_docs"])}
         for row in rows:
             for key in ("raw_tokens", "target_tokens", "effective_tokens", "repeat_factor"):
                 metrics[f"mix.{row['source']}.{key}"] = float(row[key])
-        mix_manifest = {"sources": rows, "corpus": out_uri, "n_docs": manifest["n_docs"],
-                        "digest": manifest["digest"], "seed": cfg.seed, "tokenizer": cfg.tokenizer}
+        mix_manifest = {
+            "sources": rows,
+            "corpus": out_uri,
+            "n_docs": manifest["n_docs"],
+            "digest": manifest["digest"],
+            "seed": cfg.seed,
+            "tokenizer": cfg.tokenizer,
+        }
         write_text(f"{ctx.output_dir}/mix_manifest.json", json.dumps(mix_manifest, indent=2))
         ctx.tracker.log_dict(mix_manifest, "mix/mix_manifest.json")
-        return StageResult(metrics=metrics, outputs={"corpus": out_uri}, tables={"mix_sources": rows},
-                           extra={"manifest": mix_manifest})
+        return StageResult(
+            metrics=metrics,
+            outputs={"corpus": out_uri},
+            tables={"mix_sources": rows},
+            extra={"manifest": mix_manifest},
+        )
 
 
 def mix_corpora(config: MixConfig) -> StageResult:

@@ -34,8 +34,17 @@ from synthdiv.shards import ShardedOutput
 from synthdiv.stage import BaseStage, StageContext, StageResult
 
 RunnerFactory = Callable[[LLMConfig, str], LLMRunner]
-SHARD_COUNTS = ("n_requested", "n_ok", "n_rejected", "n_rejected_quality", "n_invalid_json",
-                "n_engine_errors", "prompt_tokens", "completion_tokens", "retries")
+SHARD_COUNTS = (
+    "n_requested",
+    "n_ok",
+    "n_rejected",
+    "n_rejected_quality",
+    "n_invalid_json",
+    "n_engine_errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "retries",
+)
 
 
 class GenerateError(SynthdivError):
@@ -57,8 +66,12 @@ def reject_counts(rejects: list[Doc]) -> dict[str, int]:
 
 
 def no_valid_samples(totals: dict[str, int], rejects_uri: str) -> GenerateError:
-    other = totals["n_rejected"] - totals["n_rejected_quality"] - totals["n_invalid_json"] \
+    other = (
+        totals["n_rejected"]
+        - totals["n_rejected_quality"]
+        - totals["n_invalid_json"]
         - totals["n_engine_errors"]
+    )
     return GenerateError(
         f"generate produced no valid samples: {totals['n_requested']} requested, "
         f"{totals['n_requested'] - totals['n_engine_errors']} answered, "
@@ -68,8 +81,12 @@ def no_valid_samples(totals: dict[str, int], rejects_uri: str) -> GenerateError:
     )
 
 
-def to_documents(plan: GenerationPlan, tasks: list[GenerationTask], answers: list[ChatResponse],
-                 model_ids: dict[int, str]) -> tuple[list[Doc], list[Doc]]:
+def to_documents(
+    plan: GenerationPlan,
+    tasks: list[GenerationTask],
+    answers: list[ChatResponse],
+    model_ids: dict[int, str],
+) -> tuple[list[Doc], list[Doc]]:
     """Valid answers become rendered documents; the rest become rejects with the raw output."""
     docs, rejects = [], []
     for task, answer in zip(tasks, answers):
@@ -77,8 +94,15 @@ def to_documents(plan: GenerationPlan, tasks: list[GenerationTask], answers: lis
         meta["generator_model"] = model_ids[task.generator]
         sample = parse_sample(answer.parsed) if answer.ok else answer.error or "no answer"
         if isinstance(sample, str):
-            rejects.append({"id": task.doc_id, "error": sample, "raw": answer.text,
-                            "attempts": answer.attempts, "meta": meta})
+            rejects.append(
+                {
+                    "id": task.doc_id,
+                    "error": sample,
+                    "raw": answer.text,
+                    "attempts": answer.attempts,
+                    "meta": meta,
+                }
+            )
             continue
         text, choice = render(sample, plan.config.seed, task.doc_id)
         meta["render"] = asdict(choice)
@@ -99,9 +123,15 @@ class GenerateStage(BaseStage):
 
     name: ClassVar[str] = "generate"
 
-    def __init__(self, config: GenerateConfig, *, max_new_shards: int | None = None,
-                 lineage: dict[str, str] | None = None, progress: ProgressFn = no_progress,
-                 runner_factory: RunnerFactory = build_runner):
+    def __init__(
+        self,
+        config: GenerateConfig,
+        *,
+        max_new_shards: int | None = None,
+        lineage: dict[str, str] | None = None,
+        progress: ProgressFn = no_progress,
+        runner_factory: RunnerFactory = build_runner,
+    ):
         super().__init__(config, progress)
         self.runner_factory = runner_factory  # seam for reusing a loaded engine (benchmarks)
         self.max_new_shards = max_new_shards
@@ -113,7 +143,9 @@ class GenerateStage(BaseStage):
     @property
     def needs_ray(self) -> bool:
         """Only an in-process llama.cpp engine and no scoring run without Ray."""
-        in_process = all(g.llm.backend == "embedded" and g.llm.concurrency == 1 for g in self.config.generators)
+        in_process = all(
+            g.llm.backend == "embedded" and g.llm.concurrency == 1 for g in self.config.generators
+        )
         return not in_process or self.config.score_after
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -140,8 +172,13 @@ class GenerateStage(BaseStage):
         return StageResult(metrics=metrics, outputs=outputs)
 
     # -- generation ------------------------------------------------------------------------
-    def _generate(self, corpus: ShardedOutput, rejects: ShardedOutput,
-                  shards: list[list[GenerationTask]], indices: list[int]) -> dict[str, float]:
+    def _generate(
+        self,
+        corpus: ShardedOutput,
+        rejects: ShardedOutput,
+        shards: list[list[GenerationTask]],
+        indices: list[int],
+    ) -> dict[str, float]:
         cfg = self.config
         check_generators(cfg.generators)  # unreachable endpoints fail before any work
         cache_dir = f"{cfg.runtime.storage_uri.rstrip('/')}/llm_cache"
@@ -150,7 +187,9 @@ class GenerateStage(BaseStage):
         try:
             n_done = 0
             for group in call_groups(indices, cfg.output.shard_size, cfg.requests_per_call):
-                self._generate_shards([(i, shards[i]) for i in group], runners, corpus, rejects, cache_dir)
+                self._generate_shards(
+                    [(i, shards[i]) for i in group], runners, corpus, rejects, cache_dir
+                )
                 n_done += len(group)
                 self.progress("generate shards", n_done, len(indices))
         finally:
@@ -171,8 +210,14 @@ class GenerateStage(BaseStage):
             "run.completion_tokens": float(out_tokens),
         }
 
-    def _generate_shards(self, group: list[tuple[int, list[GenerationTask]]], runners: dict[int, LLMRunner],
-                         corpus: ShardedOutput, rejects: ShardedOutput, cache_dir: str) -> None:
+    def _generate_shards(
+        self,
+        group: list[tuple[int, list[GenerationTask]]],
+        runners: dict[int, LLMRunner],
+        corpus: ShardedOutput,
+        rejects: ShardedOutput,
+        cache_dir: str,
+    ) -> None:
         """One runner call per generator for several shards (engines and Ray Data pipelines work
         best on large batches), then each shard written on its own."""
         cfg = self.config
@@ -184,15 +229,18 @@ class GenerateStage(BaseStage):
         for gen, tasks in sorted(by_generator.items()):
             if gen not in runners:
                 runners[gen] = self.runner_factory(cfg.generators[gen].llm, cache_dir)
-            replies = runners[gen].run([self.plan.request(t) for t in tasks],
-                                      validate=sample_validator(cfg.quality))
+            replies = runners[gen].run(
+                [self.plan.request(t) for t in tasks], validate=sample_validator(cfg.quality)
+            )
             answers.update({t.doc_id: a for t, a in zip(tasks, replies)})
         model_ids = {g: r.backend.model_id for g, r in runners.items()}
         for index, shard in group:
             replies = [answers[t.doc_id] for t in shard]
             docs, bad = to_documents(self.plan, shard, replies, model_ids)
             counts = {
-                "n_requested": len(shard), "n_ok": len(docs), "n_rejected": len(bad),
+                "n_requested": len(shard),
+                "n_ok": len(docs),
+                "n_rejected": len(bad),
                 **reject_counts(bad),
                 "prompt_tokens": sum(a.prompt_tokens for a in replies),
                 "completion_tokens": sum(a.completion_tokens for a in replies),
@@ -214,7 +262,9 @@ class GenerateStage(BaseStage):
         return totals
 
     # -- finishing -------------------------------------------------------------------------
-    def _finalize(self, ctx: StageContext, corpus: ShardedOutput, totals: dict[str, int]) -> dict[str, float]:
+    def _finalize(
+        self, ctx: StageContext, corpus: ShardedOutput, totals: dict[str, int]
+    ) -> dict[str, float]:
         cfg = self.config
         docs = read_all(corpus)
         report = find_duplicates([d["text"] for d in docs], cfg.dedup)
@@ -231,16 +281,20 @@ class GenerateStage(BaseStage):
             "prompt_id": self.plan.template.id,
             "generators": [g.label for g in cfg.generators],
             "counts": totals,
-            "dedup": {**report.metrics(prefix=""), "filter": cfg.dedup.filter,
-                      "dropped": len(dropped) if cfg.dedup.filter != "none" else 0},
+            "dedup": {
+                **report.metrics(prefix=""),
+                "filter": cfg.dedup.filter,
+                "dropped": len(dropped) if cfg.dedup.filter != "none" else 0,
+            },
             "lineage": self.lineage,
         }
         if not corpus.complete:
             corpus.write_json(MANIFEST, manifest)
             corpus.mark_complete({"n_docs": len(docs), "digest": digest})
         name = cfg.name or ctx.job_id
-        ctx.tracker.log_dataset(name=name, digest=digest, source=corpus.uri, n_rows=len(docs),
-                                context="output")
+        ctx.tracker.log_dataset(
+            name=name, digest=digest, source=corpus.uri, n_rows=len(docs), context="output"
+        )
         ctx.tracker.set_tags({"synthdiv.output_digest": digest})
         ctx.tracker.log_dict(manifest, "generate/manifest.json")
         metrics = {"generate.n_docs": float(len(docs)), **report.metrics()}
@@ -262,7 +316,9 @@ class GenerateStage(BaseStage):
         return rows
 
     @staticmethod
-    def _filter(corpus: ShardedOutput, docs: list[Doc], dropped: set[int], cfg: DedupConfig) -> list[Doc]:
+    def _filter(
+        corpus: ShardedOutput, docs: list[Doc], dropped: set[int], cfg: DedupConfig
+    ) -> list[Doc]:
         """Rewrite shards without the duplicates (idempotent: see dedup.py)."""
         drop_ids = {docs[i]["id"] for i in dropped}
         kept_all: list[Doc] = []
@@ -277,13 +333,15 @@ class GenerateStage(BaseStage):
 
     def _log_setup(self, ctx: StageContext) -> None:
         plan = self.plan
-        ctx.tracker.log_params({
-            "prompt.id": plan.template.id,
-            "prompt.source": plan.template.source.rsplit("/", 1)[-1],
-            "plan.n_samples": len(plan.tasks),
-            "plan.n_shards": len(plan.shards()),
-            "plan.generators": [g.label for g in self.config.generators],
-        })
+        ctx.tracker.log_params(
+            {
+                "prompt.id": plan.template.id,
+                "prompt.source": plan.template.source.rsplit("/", 1)[-1],
+                "plan.n_samples": len(plan.tasks),
+                "plan.n_shards": len(plan.shards()),
+                "plan.generators": [g.label for g in self.config.generators],
+            }
+        )
         ctx.tracker.log_text(json.dumps(plan.schema, indent=2), "generate/response_schema.json")
         ctx.tracker.log_text(
             "".join(json.dumps(t.as_dict()) + "\n" for t in plan.topics), "generate/topics.jsonl"
@@ -298,7 +356,12 @@ def score_config(cfg: GenerateConfig, corpus_uri: str, name: str) -> Any:
     from synthdiv.config import parse_config
     from synthdiv.score import ScoreConfig
 
-    data = {"runtime": cfg.runtime.model_dump(), "corpus": {"path": corpus_uri}, "name": name, **cfg.score}
+    data = {
+        "runtime": cfg.runtime.model_dump(),
+        "corpus": {"path": corpus_uri},
+        "name": name,
+        **cfg.score,
+    }
     return parse_config(data, ScoreConfig, "generate config, key 'score'")
 
 
@@ -314,12 +377,18 @@ def score_hook(score_cfg: Any, ctx: StageContext) -> dict[str, float]:
     return scores
 
 
-def generate_corpus(config: GenerateConfig, *, max_new_shards: int | None = None,
-                    progress: ProgressFn = no_progress, parent: Any = None,
-                    runner_factory: RunnerFactory = build_runner) -> StageResult:
+def generate_corpus(
+    config: GenerateConfig,
+    *,
+    max_new_shards: int | None = None,
+    progress: ProgressFn = no_progress,
+    parent: Any = None,
+    runner_factory: RunnerFactory = build_runner,
+) -> StageResult:
     """Generate one corpus as a tracked stage; the library entry point behind ``synthdiv generate``."""
     from synthdiv.stage import run_stage
 
-    stage = GenerateStage(config, max_new_shards=max_new_shards, progress=progress,
-                          runner_factory=runner_factory)
+    stage = GenerateStage(
+        config, max_new_shards=max_new_shards, progress=progress, runner_factory=runner_factory
+    )
     return run_stage(stage, parent=parent)

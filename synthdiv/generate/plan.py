@@ -118,7 +118,9 @@ def build_plan(config: GenerateConfig) -> GenerationPlan:
     style_names = [s for s in styles if config.style_weights.get(s, 0) > 0]
     style_p = _weighted(style_names, config.style_weights, 0.0) if template.uses_style else None
     persona_p = _weighted(personas, config.persona_weights, 1.0) if personas else None
-    gen_p = np.array([g.weight for g in config.generators]) / sum(g.weight for g in config.generators)
+    gen_p = np.array([g.weight for g in config.generators]) / sum(
+        g.weight for g in config.generators
+    )
     n_personas = min(config.personas_per_prompt, len(personas))
     extra_pool = topics if config.extra_topics_from == "sampled" else taxonomy
     n_extra = min(config.topics_per_prompt, len(extra_pool)) - 1 if template.multi_topic else 0
@@ -128,7 +130,10 @@ def build_plan(config: GenerateConfig) -> GenerationPlan:
             extra = _draw_others(rng, extra_pool, topic, n_extra)
             style = str(rng.choice(style_names, p=style_p)) if style_p is not None else None
             chosen = (
-                tuple(str(p) for p in rng.choice(personas, size=n_personas, replace=False, p=persona_p))
+                tuple(
+                    str(p)
+                    for p in rng.choice(personas, size=n_personas, replace=False, p=persona_p)
+                )
                 if persona_p is not None
                 else ()
             )

@@ -97,7 +97,9 @@ def _parse(path: Path, family: str, version: int) -> PromptTemplate:
     )
 
 
-def load_template(family: str, version: int | None = None, extra_dir: str | None = None) -> PromptTemplate:
+def load_template(
+    family: str, version: int | None = None, extra_dir: str | None = None
+) -> PromptTemplate:
     files = _template_files(extra_dir)
     versions = sorted(v for f, v in files if f == family)
     if not versions:

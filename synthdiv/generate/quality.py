@@ -31,9 +31,13 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 class QualityConfig(StrictModel):
     """Rules a sample's passages must pass; each can be switched off."""
 
-    min_passage_words: int = Field(6, ge=0, description="Every passage has at least this many words.")
+    min_passage_words: int = Field(
+        6, ge=0, description="Every passage has at least this many words."
+    )
     min_stop_words: int = Field(
-        2, ge=0, description="Distinct English stop words (Gopher's 8) in the passages; 0 for "
+        2,
+        ge=0,
+        description="Distinct English stop words (Gopher's 8) in the passages; 0 for "
         "corpora in other languages.",
     )
     repetition: bool = Field(True, description="Gopher's duplicate passage and n-gram rules.")
@@ -48,7 +52,9 @@ def top_ngram_char_fraction(words: list[str], n: int) -> float:
     total = sum(map(len, words))
     if len(words) < n or not total:
         return 0.0
-    gram, count = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)).most_common(1)[0]
+    gram, count = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)).most_common(
+        1
+    )[0]
     return sum(map(len, gram)) * count / total if count > 1 else 0.0
 
 
@@ -89,8 +95,12 @@ def quality_issue(passages: list[str], config: QualityConfig) -> str | None:
         return f"{QUALITY_PREFIX}{duplicates} of {len(folded)} passages repeat another"
     for n, limit in TOP_NGRAM_CHAR_FRACTION.items():
         if (share := top_ngram_char_fraction(words, n)) > limit:
-            return f"{QUALITY_PREFIX}the top {n}-gram covers {share:.0%} of the text (> {limit:.0%})"
+            return (
+                f"{QUALITY_PREFIX}the top {n}-gram covers {share:.0%} of the text (> {limit:.0%})"
+            )
     for n, limit in DUPLICATE_NGRAM_CHAR_FRACTION.items():
         if (share := duplicate_ngram_char_fraction(words, n)) > limit:
-            return f"{QUALITY_PREFIX}repeated {n}-grams cover {share:.0%} of the text (> {limit:.0%})"
+            return (
+                f"{QUALITY_PREFIX}repeated {n}-grams cover {share:.0%} of the text (> {limit:.0%})"
+            )
     return None

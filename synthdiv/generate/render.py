@@ -67,7 +67,9 @@ def render_text(sample: Sample, choice: RenderChoice) -> str:
     label = ENUMERATIONS[choice.enumeration]
     passages = "\n\n".join(p.text for p in sample.passages)
     options = "\n".join(f"{label(i)} {option}" for i, option in enumerate(sample.options))
-    answer = f"{choice.answer_prefix} {label(sample.answer_index)} {sample.options[sample.answer_index]}"
+    answer = (
+        f"{choice.answer_prefix} {label(sample.answer_index)} {sample.options[sample.answer_index]}"
+    )
     explanation = f"{choice.explanation_prefix} {sample.explanation}".strip()
     return f"{passages}\n\n{choice.header} {sample.question}\n{options}\n{answer}\n{explanation}"
 

@@ -22,10 +22,18 @@ SYSTEM = (
 SCHEMA = {
     "type": "object",
     "properties": {
-        "path": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60},
-                 "minItems": 2, "maxItems": 5},
-        "keywords": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60},
-                     "minItems": 3, "maxItems": 6},
+        "path": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 60},
+            "minItems": 2,
+            "maxItems": 5,
+        },
+        "keywords": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 60},
+            "minItems": 3,
+            "maxItems": 6,
+        },
     },
     "required": ["path", "keywords"],
 }
@@ -39,15 +47,32 @@ def _check(parsed: object) -> str | None:
     return None
 
 
-def taxonomy_from_corpus(corpus: Corpus, llm: LLMConfig, out_path: str | Path, *, n_docs: int = 200,
-                         seed: int = 0, max_chars: int = 2000, cache_dir: str | None = None) -> list[Topic]:
+def taxonomy_from_corpus(
+    corpus: Corpus,
+    llm: LLMConfig,
+    out_path: str | Path,
+    *,
+    n_docs: int = 200,
+    seed: int = 0,
+    max_chars: int = 2000,
+    cache_dir: str | None = None,
+) -> list[Topic]:
     """Ask ``llm`` for the topic of up to ``n_docs`` sampled documents; write distinct topics.
     Topics sharing a path merge their keywords (first seen first, at most 6)."""
     sample = corpus.sample(n_docs, seed)
     requests = [
-        ChatRequest(id=doc_id, messages=[{"role": "system", "content": SYSTEM},
-                                         {"role": "user", "content": f"Document:\n{text[:max_chars]}"}],
-                    json_schema=SCHEMA, temperature=0.0, max_tokens=200, seed=seed, prompt_id=PROMPT_ID)
+        ChatRequest(
+            id=doc_id,
+            messages=[
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"Document:\n{text[:max_chars]}"},
+            ],
+            json_schema=SCHEMA,
+            temperature=0.0,
+            max_tokens=200,
+            seed=seed,
+            prompt_id=PROMPT_ID,
+        )
         for doc_id, text in zip(sample.ids, sample.texts)
     ]
     with build_runner(llm, cache_dir=cache_dir) as runner:

@@ -16,7 +16,9 @@ LETTERS = "ABCD"
 SHORT_CHARS = 120  # concepts, audience, topic names
 
 
-def response_schema(extra_fields: tuple[str, ...] = (), max_text_chars: int | None = None) -> dict[str, Any]:
+def response_schema(
+    extra_fields: tuple[str, ...] = (), max_text_chars: int | None = None
+) -> dict[str, Any]:
     """JSON schema of one sample. ``max_text_chars`` bounds every text field so a small model
     cannot run a passage on until it hits ``max_tokens`` and truncates the JSON."""
 
@@ -50,7 +52,12 @@ def response_schema(extra_fields: tuple[str, ...] = (), max_text_chars: int | No
         "properties": {
             "question": text(),
             # options are short: long ones only push the JSON past max_tokens (truncated, retried)
-            "options": {"type": "array", "items": short, "minItems": N_OPTIONS, "maxItems": N_OPTIONS},
+            "options": {
+                "type": "array",
+                "items": short,
+                "minItems": N_OPTIONS,
+                "maxItems": N_OPTIONS,
+            },
             # a letter, not the option's text: a grammar can then guarantee it names an option
             "answer": {"type": "string", "enum": list(LETTERS)},
             "explanation": text(),
@@ -113,7 +120,9 @@ def parse_sample(parsed: Any) -> Sample | str:
         concepts = passage.get("concepts") or []
         if not isinstance(concepts, list):
             return f"passage {i}: concepts is not a list"
-        out_passages.append(Passage(tuple(_text(c) for c in concepts if _text(c)), _text(passage["text"])))
+        out_passages.append(
+            Passage(tuple(_text(c) for c in concepts if _text(c)), _text(passage["text"]))
+        )
     question = parsed.get("question")
     if not isinstance(question, dict) or not _text(question.get("question")):
         return "missing question text"
@@ -139,7 +148,9 @@ def parse_sample(parsed: Any) -> Sample | str:
         answer_index=index,
         explanation=explanation,
         audience=_text(parsed.get("audience")) or None,
-        topics_used=tuple(_text(t) for t in topics_used if _text(t)) if isinstance(topics_used, list) else (),
+        topics_used=tuple(_text(t) for t in topics_used if _text(t))
+        if isinstance(topics_used, list)
+        else (),
     )
 
 

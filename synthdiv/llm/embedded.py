@@ -114,8 +114,11 @@ class LlamaChat:
         self._lock = threading.Lock()  # a llama.cpp context is not re-entrant
 
     def stats(self) -> dict[str, Any]:
-        return {"grammars": len(self._grammars), "extra_buffers": self.extra_buffers,
-                "pid": os.getpid()}
+        return {
+            "grammars": len(self._grammars),
+            "extra_buffers": self.extra_buffers,
+            "pid": os.getpid(),
+        }
 
     def grammar_for(self, schema: dict[str, Any]) -> Any:
         """GBNF grammar for ``schema``, converted once per distinct schema (keyed by its hash)."""
@@ -195,7 +198,9 @@ class EmbeddedBackend:
     def _child_engine(self) -> crash.IsolatedWorker:
         with self._lock:  # start lazily: building a backend must stay instant
             if self._child is None:
-                self._child = crash.IsolatedWorker(ENGINE, self.label, LlamaChat, *self._engine_args())
+                self._child = crash.IsolatedWorker(
+                    ENGINE, self.label, LlamaChat, *self._engine_args()
+                )
             return self._child
 
     def _actor_pool(self) -> list[Any]:
@@ -252,8 +257,9 @@ class EmbeddedBackend:
             try:
                 yield from ray.get(done[0])
             except RayActorError as err:  # the engine died: a crash, not a bad answer
-                raise crash.crash_error(ENGINE, self.label, since=self._actors_started,
-                                        cause=str(err).splitlines()[0]) from None
+                raise crash.crash_error(
+                    ENGINE, self.label, since=self._actors_started, cause=str(err).splitlines()[0]
+                ) from None
             except Exception as err:  # noqa: BLE001 -- a failed batch fails its requests only
                 reason = f"embedded actor failed: {type(err).__name__}: {err}"
                 yield from (ChatResponse(id=r.id, error=reason[:2000]) for r in batch)

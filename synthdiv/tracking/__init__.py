@@ -87,24 +87,41 @@ class Tracker:
     are journaled on local disk and replayed when it answers again; reads are not guarded.
     """
 
-    def __init__(self, tracking_uri: str, run_id: str, journal_id: str | None = None,
-                 journal_root: str | None = None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        run_id: str,
+        journal_id: str | None = None,
+        journal_root: str | None = None,
+    ):
         self.tracking_uri = tracking_uri
         self.run_id = run_id
         self.journal_id = journal_id or run_id
         # resolved where the tracker is made (the driver), so Ray workers journal beside it
         self.journal_root = journal_root or str(journal_dir().resolve())
         self._client: MlflowClient | None = None
-        self.guard = Guard(tracking_uri, Journal(Path(self.journal_root), self.journal_id), self._apply,
-                           online=not run_id.startswith(OFFLINE_PREFIX))
+        self.guard = Guard(
+            tracking_uri,
+            Journal(Path(self.journal_root), self.journal_id),
+            self._apply,
+            online=not run_id.startswith(OFFLINE_PREFIX),
+        )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tracking_uri": self.tracking_uri, "run_id": self.run_id,
-                "journal_id": self.journal_id, "journal_root": self.journal_root}
+        return {
+            "tracking_uri": self.tracking_uri,
+            "run_id": self.run_id,
+            "journal_id": self.journal_id,
+            "journal_root": self.journal_root,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["tracking_uri"], state["run_id"], state.get("journal_id"),
-                      state.get("journal_root"))
+        self.__init__(
+            state["tracking_uri"],
+            state["run_id"],
+            state.get("journal_id"),
+            state.get("journal_root"),
+        )
 
     @property
     def client(self) -> MlflowClient:
@@ -131,7 +148,9 @@ class Tracker:
     # -- params, metrics, tags -------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log params that are not yet set. A resumed run keeps the params it started with."""
-        self.journaled_call("log_params", params={k: _param_value(v) for k, v in flatten(dict(params)).items()})
+        self.journaled_call(
+            "log_params", params={k: _param_value(v) for k, v in flatten(dict(params)).items()}
+        )
 
     def _log_params(self, params: dict[str, str]) -> None:
         existing = self.client.get_run(self.run_id).data.params
@@ -141,7 +160,9 @@ class Tracker:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         values = {_metric_key(k): float(v) for k, v in metrics.items() if v is not None}
-        self.journaled_call("log_metrics", metrics=values, step=step or 0, timestamp=int(time.time() * 1000))
+        self.journaled_call(
+            "log_metrics", metrics=values, step=step or 0, timestamp=int(time.time() * 1000)
+        )
 
     def _log_metrics(self, metrics: dict[str, float], step: int, timestamp: int) -> None:
         rows = [Metric(k, v, timestamp, step) for k, v in metrics.items()]
@@ -172,7 +193,9 @@ class Tracker:
         self.client.log_text(self.run_id, text, artifact_file)
 
     def log_dict(self, obj: Any, artifact_file: str) -> None:
-        self.journaled_call("log_dict", obj=json.loads(json.dumps(obj, default=str)), artifact_file=artifact_file)
+        self.journaled_call(
+            "log_dict", obj=json.loads(json.dumps(obj, default=str)), artifact_file=artifact_file
+        )
 
     def _log_dict(self, obj: Any, artifact_file: str) -> None:
         self.client.log_dict(self.run_id, obj, artifact_file)
@@ -205,11 +228,15 @@ class Tracker:
         context: str = "input",
     ) -> None:
         """Record a corpus as an MLflow dataset input (shown in the UI's Datasets column)."""
-        self.journaled_call("log_dataset", name=name, digest=digest, source=source, n_rows=n_rows, context=context)
+        self.journaled_call(
+            "log_dataset", name=name, digest=digest, source=source, n_rows=n_rows, context=context
+        )
         if context == "input":
             self.set_tags({TAG_DATASET: digest})
 
-    def _log_dataset(self, name: str, digest: str, source: str, n_rows: int | None, context: str) -> None:
+    def _log_dataset(
+        self, name: str, digest: str, source: str, n_rows: int | None, context: str
+    ) -> None:
         profile = json.dumps({"num_rows": n_rows}) if n_rows is not None else None
         dataset = Dataset(
             name=name,
@@ -224,8 +251,10 @@ class Tracker:
     def link(self) -> str:
         """Where a person finds this run: a UI URL for a server, the ``mlflow ui`` command else."""
         if self.guard.offline:  # also true for a run that was never created
-            return (f"run {self.run_id} not yet in MLflow (server unreachable; calls journaled in "
-                    f"{self.guard.journal.path}, replay with: synthdiv tracking-sync)")
+            return (
+                f"run {self.run_id} not yet in MLflow (server unreachable; calls journaled in "
+                f"{self.guard.journal.path}, replay with: synthdiv tracking-sync)"
+            )
         exp_id = self.client.get_run(self.run_id).info.experiment_id
         if self.tracking_uri.startswith(("http://", "https://")):
             return f"{self.tracking_uri.rstrip('/')}/#/experiments/{exp_id}/runs/{self.run_id}"
@@ -237,9 +266,13 @@ class Tracker:
     def _end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=status)
 
-    def _open(self, experiment: str, job_id: str, stage: str, run_name: str, tags: dict[str, str]) -> None:
+    def _open(
+        self, experiment: str, job_id: str, stage: str, run_name: str, tags: dict[str, str]
+    ) -> None:
         """Replay of a run that was never created: find it by job (or create it), adopt its id."""
-        self.run_id = open_run(self.client, self.tracking_uri, experiment, job_id, stage, run_name, tags)
+        self.run_id = open_run(
+            self.client, self.tracking_uri, experiment, job_id, stage, run_name, tags
+        )
 
 
 def _param_value(value: Any) -> str:
@@ -252,9 +285,7 @@ def _metric_key(key: str) -> str:
     return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in key)
 
 
-def find_run(
-    client: MlflowClient, experiment_id: str, job_id: str, stage: str
-) -> str | None:
+def find_run(client: MlflowClient, experiment_id: str, job_id: str, stage: str) -> str | None:
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{TAG_JOB}` = '{job_id}' and tags.`{TAG_STAGE}` = '{stage}'",
@@ -277,7 +308,9 @@ def finished_run(runtime: RuntimeConfig | None, job_id: str, stage: str) -> Any 
         if not is_unavailable(err):
             raise
         # Cannot tell: run the stage; its completion markers skip the work already on storage.
-        logging.getLogger("synthdiv.tracking").warning("MLflow unreachable (%s): %s runs again", err, job_id)
+        logging.getLogger("synthdiv.tracking").warning(
+            "MLflow unreachable (%s): %s runs again", err, job_id
+        )
         return None
     return run if run is not None and run.info.status == "FINISHED" else None
 
@@ -333,17 +366,31 @@ def stage_run(
     all_tags = {k: str(v) for k, v in all_tags.items()}
     run_name = run_name or job_id
     try:
-        tracker = Tracker(uri, open_run(MlflowClient(uri), uri, experiment, job_id, stage, run_name, all_tags))
+        tracker = Tracker(
+            uri, open_run(MlflowClient(uri), uri, experiment, job_id, stage, run_name, all_tags)
+        )
     except Exception as err:
         if not is_unavailable(err):
             raise
         # The server is away: do the work anyway and journal the run, to be created on replay.
         tracker = Tracker(uri, f"{OFFLINE_PREFIX}{uuid.uuid4().hex}")
-        tracker.guard.journal.append("open", {"experiment": experiment, "job_id": job_id, "stage": stage,
-                                              "run_name": run_name, "tags": all_tags}, str(err))
+        tracker.guard.journal.append(
+            "open",
+            {
+                "experiment": experiment,
+                "job_id": job_id,
+                "stage": stage,
+                "run_name": run_name,
+                "tags": all_tags,
+            },
+            str(err),
+        )
         logging.getLogger("synthdiv.tracking").warning(
             "MLflow unreachable (%s): %s runs unrecorded; its tracking calls are journaled in %s",
-            err, job_id, tracker.guard.journal.path)
+            err,
+            job_id,
+            tracker.guard.journal.path,
+        )
     tracker.set_tags(all_tags)
     tracker.log_params(resolved_dict(config))
     tracker.log_text(resolved_yaml(config), "config/resolved.yaml")
@@ -364,8 +411,15 @@ def stage_run(
             sync_journal(uri, tracker.journal_id, quiet=True)
 
 
-def open_run(client: MlflowClient, uri: str, experiment: str, job_id: str, stage: str,
-             run_name: str, tags: dict[str, str]) -> str:
+def open_run(
+    client: MlflowClient,
+    uri: str,
+    experiment: str,
+    job_id: str,
+    stage: str,
+    run_name: str,
+    tags: dict[str, str],
+) -> str:
     """The run of (job, stage) in ``experiment``, reopened as RUNNING, or a new one."""
     exp_id = ensure_experiment(client, experiment, uri)
     run_id = find_run(client, exp_id, job_id, stage)
@@ -397,7 +451,11 @@ def pending_journals() -> list[str]:
     including calls a process that died mid-replay had claimed."""
     root = journal_dir()
     recover_orphans(root)
-    return sorted(p.stem for p in root.glob("*.jsonl") if not p.name.endswith(".replayed.jsonl")) if root.is_dir() else []
+    return (
+        sorted(p.stem for p in root.glob("*.jsonl") if not p.name.endswith(".replayed.jsonl"))
+        if root.is_dir()
+        else []
+    )
 
 
 def temp_artifact_dir() -> tempfile.TemporaryDirectory[str]:

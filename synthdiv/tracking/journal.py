@@ -37,8 +37,14 @@ GAP_TAG = "synthdiv.tracking.gaps"
 GAP_ARTIFACT = "tracking"
 OFFLINE_PREFIX = "offline-"  # run ids of stages that started while the server was away
 # Errors that mean "the server is not there", not "the request is wrong" (those still raise).
-_PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
-                    "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED"}
+_PERMANENT_CODES = {
+    "INVALID_PARAMETER_VALUE",
+    "RESOURCE_ALREADY_EXISTS",
+    "RESOURCE_DOES_NOT_EXIST",
+    "BAD_REQUEST",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+}
 
 
 def apply_http_retry_defaults() -> None:
@@ -47,7 +53,9 @@ def apply_http_retry_defaults() -> None:
 
 
 def journal_dir() -> Path:
-    return Path(os.environ.get("SYNTHDIV_TRACKING_JOURNAL", Path.cwd() / ".synthdiv" / "tracking_gaps"))
+    return Path(
+        os.environ.get("SYNTHDIV_TRACKING_JOURNAL", Path.cwd() / ".synthdiv" / "tracking_gaps")
+    )
 
 
 def reachable(tracking_uri: str) -> bool:
@@ -76,7 +84,9 @@ def is_unavailable(err: BaseException) -> bool:
 def read_entries(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 class Journal:
@@ -165,8 +175,14 @@ def _alive(pid: int) -> bool:
 class Guard:
     """Runs tracking calls; journals them while the server is away; replays them once it is back."""
 
-    def __init__(self, tracking_uri: str, journal: Journal, replay: Callable[[str, dict[str, Any]], None],
-                 *, online: bool = True):
+    def __init__(
+        self,
+        tracking_uri: str,
+        journal: Journal,
+        replay: Callable[[str, dict[str, Any]], None],
+        *,
+        online: bool = True,
+    ):
         self.tracking_uri = tracking_uri
         self.journal = journal
         self._replay_one = replay
@@ -180,12 +196,16 @@ class Guard:
     def offline(self) -> bool:
         return self._down_since is not None
 
-    def call(self, op: str, args: dict[str, Any], fn: Callable[[], Any], default: Any = None) -> Any:
+    def call(
+        self, op: str, args: dict[str, Any], fn: Callable[[], Any], default: Any = None
+    ) -> Any:
         with self._lock:
             if not self._replaying and self._online and (not self.offline or self._probe()):
                 self.flush()  # calls journaled earlier (here or by another process) go first
             if not self._online or self.offline:
-                self.journal.append(op, args, "tracking server unavailable (journaled without a call)")
+                self.journal.append(
+                    op, args, "tracking server unavailable (journaled without a call)"
+                )
                 return default
             try:
                 return fn()
@@ -198,8 +218,13 @@ class Guard:
 
     def _went_away(self, err: BaseException) -> None:
         if self._down_since is None:
-            log.warning("MLflow at %s is unreachable (%s); the stage goes on and journals its "
-                        "tracking calls to %s", self.tracking_uri, err, self.journal.path)
+            log.warning(
+                "MLflow at %s is unreachable (%s); the stage goes on and journals its "
+                "tracking calls to %s",
+                self.tracking_uri,
+                err,
+                self.journal.path,
+            )
         self._down_since = self._last_probe = time.monotonic()
 
     def _probe(self) -> bool:

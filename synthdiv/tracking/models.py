@@ -56,15 +56,26 @@ def log_hf_model(
     return ref if ref is not None else LoggedModelRef(PENDING, PENDING)
 
 
-def log_hf_model_now(tracker: Tracker, local_dir: str, *, name: str, tags: dict[str, str],
-                     params: dict[str, str], register_as: str | None) -> LoggedModelRef:
+def log_hf_model_now(
+    tracker: Tracker,
+    local_dir: str,
+    *,
+    name: str,
+    tags: dict[str, str],
+    params: dict[str, str],
+    register_as: str | None,
+) -> LoggedModelRef:
     client = tracker.client
     experiment_id = client.get_run(tracker.run_id).info.experiment_id
     model = _existing(tracker, experiment_id, name)
     if model is None:
         model = client.create_logged_model(
-            experiment_id, name=name, source_run_id=tracker.run_id,
-            tags=tags, params=params, model_type="hf-causal-lm",
+            experiment_id,
+            name=name,
+            source_run_id=tracker.run_id,
+            tags=tags,
+            params=params,
+            model_type="hf-causal-lm",
         )
         client.log_model_artifacts(model.model_id, local_dir)
         client.finalize_logged_model(model.model_id, "READY")
@@ -95,5 +106,8 @@ def _register(tracker: Tracker, ref: LoggedModelRef, name: str) -> str:
 def logged_models_of_run(tracker: Tracker) -> list[Any]:
     client = tracker.client
     experiment_id = client.get_run(tracker.run_id).info.experiment_id
-    return list(client.search_logged_models(
-        [experiment_id], filter_string=f"source_run_id = '{tracker.run_id}'"))
+    return list(
+        client.search_logged_models(
+            [experiment_id], filter_string=f"source_run_id = '{tracker.run_id}'"
+        )
+    )

@@ -12,7 +12,9 @@ PROBE_EXPERIMENT = "synthdiv-doctor"
 def store_roundtrip(tracking_uri: str, value: float) -> float | None:
     """Create a run, log ``value`` as a metric, read it back, delete the run; the value read."""
     client = MlflowClient(tracking_uri)
-    run_id = client.create_run(ensure_experiment(client, PROBE_EXPERIMENT, tracking_uri)).info.run_id
+    run_id = client.create_run(
+        ensure_experiment(client, PROBE_EXPERIMENT, tracking_uri)
+    ).info.run_id
     try:
         client.log_metric(run_id, "probe", value)
         return client.get_run(run_id).data.metrics.get("probe")

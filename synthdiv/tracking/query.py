@@ -53,7 +53,9 @@ class StudyQuery:
         self.client = MlflowClient(tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
-            raise StudyNotFoundError(f"MLflow experiment {experiment!r} not found at {tracking_uri}")
+            raise StudyNotFoundError(
+                f"MLflow experiment {experiment!r} not found at {tracking_uri}"
+            )
         self.experiment = experiment
         self.experiment_id = exp.experiment_id
         self.parent_run_id = parent_run_id

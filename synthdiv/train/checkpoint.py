@@ -116,8 +116,7 @@ def load_state(uri: str) -> dict[str, Any]:
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
 
-def latest_loadable(run_root: str) -> tuple[CheckpointRef | None, dict[str, Any] | None,
-                                            list[str]]:
+def latest_loadable(run_root: str) -> tuple[CheckpointRef | None, dict[str, Any] | None, list[str]]:
     """The newest checkpoint that loads and verifies, its state, and what was skipped (why)."""
     complete, torn = list_checkpoints(run_root)
     skipped = [f"{p}: no {MARKER}" for p in torn]

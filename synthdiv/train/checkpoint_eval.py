@@ -29,8 +29,9 @@ def model_config(spec: LoopSpec) -> Any:
     return LlamaConfig.from_pretrained(str(localize(spec.pretrained_dir)))
 
 
-def evaluate_checkpoint(checkpoint: Any, *, spec: dict[str, Any], tracker: dict[str, str] | None = None
-                        ) -> dict[str, float]:
+def evaluate_checkpoint(
+    checkpoint: Any, *, spec: dict[str, Any], tracker: dict[str, str] | None = None
+) -> dict[str, float]:
     """Ray Train validation fn: ``checkpoint`` → eval metrics (also logged at its step)."""
     from synthdiv.evaluate.checkpoint import resolve_model
     from synthdiv.evaluate.config import EvalConfig
@@ -69,8 +70,11 @@ def validation_config(spec: LoopSpec, tracker: Tracker | None) -> Any:
 
     kwargs: dict[str, Any] = {"spec": spec.model_dump(mode="json")}  # JSON: Ray's requirement
     if tracker is not None:
-        kwargs["tracker"] = {"tracking_uri": tracker.tracking_uri, "run_id": tracker.run_id,
-                             "journal_root": tracker.journal_root}
+        kwargs["tracker"] = {
+            "tracking_uri": tracker.tracking_uri,
+            "run_id": tracker.run_id,
+            "journal_root": tracker.journal_root,
+        }
     return ray.train.ValidationConfig(
         fn=evaluate_checkpoint,
         task_config=ray.train.ValidationTaskConfig(fn_kwargs=kwargs, timeout_s=evals.timeout_s),

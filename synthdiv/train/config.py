@@ -66,8 +66,11 @@ class ScheduleSpec(StrictModel):
     epochs: float | None = Field(None, gt=0, description="Passes over the data (SFT default 3).")
     seed: int = 0
     log_every: int | None = Field(
-        None, ge=1, description="Steps between logged metric points; None = about 1000 points "
-        "per run (every step in a short run, every 95th at the paper's 350m budget).")
+        None,
+        ge=1,
+        description="Steps between logged metric points; None = about 1000 points "
+        "per run (every step in a short run, every 95th at the paper's 350m budget).",
+    )
 
 
 class CheckpointSpec(StrictModel):
@@ -82,8 +85,9 @@ class FaultSpec(StrictModel):
     fail_at_step: int | None = Field(None, ge=0, description="Kill a worker before this step.")
     fail_rank: int = Field(0, ge=0)
     fail_mode: Literal["raise", "exit", "abort"] = Field(
-        "raise", description="raise = worker error; exit = the worker process exits; "
-        "abort = it dies of SIGABRT, as a native crash does."
+        "raise",
+        description="raise = worker error; exit = the worker process exits; "
+        "abort = it dies of SIGABRT, as a native crash does.",
     )
     nan_at_step: int | None = Field(None, ge=0, description="Make the loss NaN at this step.")
 
@@ -106,7 +110,9 @@ class CheckpointEvalSpec(StrictModel):
         from synthdiv.evaluate.config import EvalConfig
 
         if {"model", "runtime"} & set(self.eval):
-            raise ValueError("eval_checkpoints.eval: the model is the checkpoint; drop 'model'/'runtime'")
+            raise ValueError(
+                "eval_checkpoints.eval: the model is the checkpoint; drop 'model'/'runtime'"
+            )
         EvalConfig.model_validate(self.eval | {"model": {"path": "checkpoint"}})
         return self
 
@@ -151,11 +157,14 @@ class PretrainData(StrictModel):
     )
     seq_len: int = Field(256, gt=1)
     shard_tokens: int = Field(
-        50_000_000, gt=1, description="Tokens per packed output shard (~100 MB as uint16); the "
+        50_000_000,
+        gt=1,
+        description="Tokens per packed output shard (~100 MB as uint16); the "
         "unit of resume and the most one packing task holds in memory.",
     )
     tokenize_with_ray: bool = Field(
-        True, description="Tokenize and pack with Ray Data; false = the same steps in the driver "
+        True,
+        description="Tokenize and pack with Ray Data; false = the same steps in the driver "
         "process, one shard at a time (small corpora, debugging).",
     )
     tokenize_batch_size: int = Field(256, ge=1, description="Documents per tokenizer call.")
@@ -168,8 +177,9 @@ class PretrainData(StrictModel):
 # What does not change the trained model: where and how fast it trains, how often it is saved,
 # the scores of its data (tags, for lineage) and the registry name. A rerun that changes only
 # these resumes the same job instead of training a multi-day model again from step 0.
-TRAIN_IDENTITY_EXCLUDE = frozenset({"train.scale", "train.checkpoint", "train.eval_checkpoints",
-                                    "diversity_scores", "register_as"})
+TRAIN_IDENTITY_EXCLUDE = frozenset(
+    {"train.scale", "train.checkpoint", "train.eval_checkpoints", "diversity_scores", "register_as"}
+)
 
 
 class PretrainConfig(StrictModel):
@@ -217,8 +227,9 @@ class SftData(StrictModel):
 class SftConfig(StrictModel):
     IDENTITY_EXCLUDE: ClassVar[frozenset[str]] = TRAIN_IDENTITY_EXCLUDE
     runtime: RuntimeConfig = RuntimeConfig()
-    base_model: str = Field(description="Pretrained HF model dir (local or s3://), e.g. a "
-                            "pretrain run's model/ output.")
+    base_model: str = Field(
+        description="Pretrained HF model dir (local or s3://), e.g. a pretrain run's model/ output."
+    )
     data: SftData = SftData()
     train: TrainBlock = Field(default_factory=_sft_train_defaults)
     register_as: str | None = None

@@ -57,7 +57,8 @@ def initial_model(spec: LoopSpec) -> torch.nn.Module:
     torch.manual_seed(spec.train.schedule.seed)
     if spec.pretrained_dir:
         model = LlamaForCausalLM.from_pretrained(
-            str(localize(spec.pretrained_dir)), dtype=torch.float32,
+            str(localize(spec.pretrained_dir)),
+            dtype=torch.float32,
             attn_implementation=spec.train.scale.attention,
         )
         model.config.use_cache = False
@@ -113,11 +114,15 @@ def tokenizer_dir(spec: LoopSpec) -> str:
     return str(localize(posixpath.join(spec.data_uri, "tokenizer")))
 
 
-def _batch(arrays: dict[str, ShardedRows], rows: np.ndarray, device: torch.device
-           ) -> dict[str, torch.Tensor]:
+def _batch(
+    arrays: dict[str, ShardedRows], rows: np.ndarray, device: torch.device
+) -> dict[str, torch.Tensor]:
     input_ids = torch.from_numpy(np.asarray(arrays["input_ids"][rows], dtype=np.int64))
-    labels = torch.from_numpy(np.asarray(arrays["labels"][rows], dtype=np.int64)) \
-        if "labels" in arrays else input_ids.clone()
+    labels = (
+        torch.from_numpy(np.asarray(arrays["labels"][rows], dtype=np.int64))
+        if "labels" in arrays
+        else input_ids.clone()
+    )
     return {"input_ids": input_ids.to(device), "labels": labels.to(device)}
 
 
@@ -151,8 +156,14 @@ def train_worker(config: dict[str, Any]) -> None:
             tracker.set_tags({"synthdiv.train.resumed_from_step": start})
 
     arrays = load_arrays(spec.data_uri)  # memory-mapped shards (downloaded once from S3)
-    sampler = BatchSampler(len(arrays["input_ids"]), train.schedule.global_batch_size,
-                           train.schedule.micro_batch_size, world, rank, train.schedule.seed)
+    sampler = BatchSampler(
+        len(arrays["input_ids"]),
+        train.schedule.global_batch_size,
+        train.schedule.micro_batch_size,
+        world,
+        rank,
+        train.schedule.seed,
+    )
     faults = FaultHooks(train.faults, spec.state_uri, rank)
     tokens_per_step = train.schedule.global_batch_size * spec.seq_len
     try:
@@ -198,12 +209,24 @@ def train_worker(config: dict[str, Any]) -> None:
         if np.isfinite(peak):
             last["train/mfu"] = mfu(tokens_per_step / seconds, spec.flops_per_token, peak, world)
         done = step + 1
-        if rank == 0 and tracker is not None and done > logged_until and (
-                done % every == 0 or done == spec.total_steps):
+        if (
+            rank == 0
+            and tracker is not None
+            and done > logged_until
+            and (done % every == 0 or done == spec.total_steps)
+        ):
             tracker.log_metrics(last, step=done)
         if done % train.checkpoint.every_steps == 0 or done == spec.total_steps:
-            _save_checkpoint(model, optimizer, scheduler, done, tokens_seen, last, rank,
-                             validate=train.eval_checkpoints is not None)
+            _save_checkpoint(
+                model,
+                optimizer,
+                scheduler,
+                done,
+                tokens_seen,
+                last,
+                rank,
+                validate=train.eval_checkpoints is not None,
+            )
 
     _export_model(spec, model, optimizer, rank)
 
@@ -222,9 +245,16 @@ def _logged_until(tracker: Any) -> int:
         return 0
 
 
-def _save_checkpoint(model: Parallelized, optimizer: torch.optim.Optimizer, scheduler: Any,
-                     step: int, tokens_seen: int, metrics: dict[str, float], rank: int,
-                     validate: bool) -> None:
+def _save_checkpoint(
+    model: Parallelized,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    step: int,
+    tokens_seen: int,
+    metrics: dict[str, float],
+    rank: int,
+    validate: bool,
+) -> None:
     import ray.train
 
     model_state, optim_state = model.full_state(optimizer)  # collective
@@ -232,17 +262,27 @@ def _save_checkpoint(model: Parallelized, optimizer: torch.optim.Optimizer, sche
     with tempfile.TemporaryDirectory(prefix="synthdiv-ckpt-") as tmp:
         ckpt = None
         if rank == 0:
-            state = {"model": model_state, "optimizer": optim_state,
-                     "scheduler": scheduler.state_dict(), "rng": checkpoint.rng_state(),
-                     "step": step, "tokens_seen": tokens_seen}
+            state = {
+                "model": model_state,
+                "optimizer": optim_state,
+                "scheduler": scheduler.state_dict(),
+                "rng": checkpoint.rng_state(),
+                "step": step,
+                "tokens_seen": tokens_seen,
+            }
             checkpoint.write_local(Path(tmp), state, step)
             ckpt = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(report, checkpoint=ckpt, checkpoint_dir_name=checkpoint.dir_name(step),
-                         validation=validate and ckpt is not None)  # rank 0 holds it
+        ray.train.report(
+            report,
+            checkpoint=ckpt,
+            checkpoint_dir_name=checkpoint.dir_name(step),
+            validation=validate and ckpt is not None,
+        )  # rank 0 holds it
 
 
-def _record_divergence(spec: LoopSpec, rank: int, step: int, loss: float, grad_norm: float,
-                       tracker: Any) -> None:
+def _record_divergence(
+    spec: LoopSpec, rank: int, step: int, loss: float, grad_norm: float, tracker: Any
+) -> None:
     if rank != 0:
         return
     fs, root = filesystem(spec.state_uri)
@@ -253,8 +293,9 @@ def _record_divergence(spec: LoopSpec, rank: int, step: int, loss: float, grad_n
         tracker.set_tags({"synthdiv.train.diverged_at_step": step})
 
 
-def _export_model(spec: LoopSpec, model: Parallelized, optimizer: torch.optim.Optimizer,
-                  rank: int) -> None:
+def _export_model(
+    spec: LoopSpec, model: Parallelized, optimizer: torch.optim.Optimizer, rank: int
+) -> None:
     """The final weights as a Hugging Face directory (+ tokenizer), ``_SUCCESS`` last."""
     from synthdiv.train.model import save_hf_directory
 

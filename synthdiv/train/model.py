@@ -41,8 +41,14 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def llama_config(spec: ModelSpec, vocab_size: int, *, bos_id: int | None = None,
-                 eos_id: int | None = None, attention: str = "sdpa") -> Any:
+def llama_config(
+    spec: ModelSpec,
+    vocab_size: int,
+    *,
+    bos_id: int | None = None,
+    eos_id: int | None = None,
+    attention: str = "sdpa",
+) -> Any:
     """The ``LlamaConfig`` for a spec: the preset, then any per-dimension override."""
     from transformers import LlamaConfig
 
@@ -59,7 +65,8 @@ def llama_config(spec: ModelSpec, vocab_size: int, *, bos_id: int | None = None,
         num_attention_heads=heads,
         num_key_value_heads=spec.num_kv_heads or heads,
         max_position_embeddings=spec.context_length,
-        tie_word_embeddings=preset.tie_embeddings if spec.tie_embeddings is None
+        tie_word_embeddings=preset.tie_embeddings
+        if spec.tie_embeddings is None
         else spec.tie_embeddings,
         rms_norm_eps=1e-5,
         rope_theta=10000.0,
@@ -94,16 +101,21 @@ def count_parameters(config: Any) -> int:
 
 def expected_parameters(config: Any) -> int:
     """The closed-form count, so tests can check the built model against the architecture."""
-    h, i, n, v = (config.hidden_size, config.intermediate_size, config.num_hidden_layers,
-                  config.vocab_size)
+    h, i, n, v = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.num_hidden_layers,
+        config.vocab_size,
+    )
     kv = h // config.num_attention_heads * config.num_key_value_heads
     per_layer = h * h * 2 + h * kv * 2 + 3 * h * i + 2 * h  # q,o + k,v + SwiGLU + 2 RMSNorms
     embeddings = v * h * (1 if config.tie_word_embeddings else 2)
     return n * per_layer + embeddings + h  # + final norm
 
 
-def save_hf_directory(config: Any, model_state: dict[str, torch.Tensor], tokenizer_dir: str,
-                      out_dir: str) -> None:
+def save_hf_directory(
+    config: Any, model_state: dict[str, torch.Tensor], tokenizer_dir: str, out_dir: str
+) -> None:
     """Weights (a full state dict) + config + tokenizer as a Hugging Face directory that lm-eval
     and vLLM load as is."""
     from transformers import AutoTokenizer, LlamaForCausalLM

@@ -9,8 +9,9 @@ import torch
 from synthdiv.train.config import OptimSpec
 
 
-def build_optimizer(named_params: Iterable[tuple[str, torch.nn.Parameter]],
-                    spec: OptimSpec) -> torch.optim.AdamW:
+def build_optimizer(
+    named_params: Iterable[tuple[str, torch.nn.Parameter]], spec: OptimSpec
+) -> torch.optim.AdamW:
     """Norm weights and biases (1-D) get no weight decay, as in nanoGPT/Llama training."""
     decay, no_decay = [], []
     for _, param in named_params:
@@ -38,8 +39,9 @@ def lr_factor(step: int, warmup: int, total: int, final_fraction: float) -> floa
     return 1.0 - (1.0 - final_fraction) * progress
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, spec: OptimSpec,
-                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, spec: OptimSpec, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = warmup_steps(spec, total_steps)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, warmup, total_steps, spec.final_lr_fraction)

@@ -23,10 +23,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-COPY_SCHEMA = pa.schema([
-    ("shard", pa.int32()), ("corpus", pa.int32()), ("id", pa.string()), ("copy", pa.int32()),
-    ("source", pa.string()), ("tokens", pa.list_(pa.int32())),
-])
+COPY_SCHEMA = pa.schema(
+    [
+        ("shard", pa.int32()),
+        ("corpus", pa.int32()),
+        ("id", pa.string()),
+        ("copy", pa.int32()),
+        ("source", pa.string()),
+        ("tokens", pa.list_(pa.int32())),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -118,14 +124,17 @@ class TokenizeCopies(_Encoder):
         tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.int32()))
         take = np.asarray(doc_of, dtype=np.int64)
         rows = [docs[i] for i in doc_of]
-        return pa.table({
-            "shard": pa.array(shards, pa.int32()),
-            "corpus": pa.array(batch["corpus"][rows].astype(np.int32)),
-            "id": pa.array([str(batch["id"][r]) for r in rows], pa.string()),
-            "copy": pa.array(copies, pa.int32()),
-            "source": pa.array([self._label(batch, r) for r in rows], pa.string()),
-            "tokens": tokens.take(pa.array(take)),
-        }, schema=COPY_SCHEMA)
+        return pa.table(
+            {
+                "shard": pa.array(shards, pa.int32()),
+                "corpus": pa.array(batch["corpus"][rows].astype(np.int32)),
+                "id": pa.array([str(batch["id"][r]) for r in rows], pa.string()),
+                "copy": pa.array(copies, pa.int32()),
+                "source": pa.array([self._label(batch, r) for r in rows], pa.string()),
+                "tokens": tokens.take(pa.array(take)),
+            },
+            schema=COPY_SCHEMA,
+        )
 
     def _label(self, batch: dict[str, np.ndarray], row: int) -> str:
         """A mixture directory labels each document's origin in ``meta.source``."""
@@ -134,8 +143,9 @@ class TokenizeCopies(_Encoder):
         return str(source) if source is not None else self.plan.labels[int(batch["corpus"][row])]
 
 
-def pack(flat: np.ndarray, lengths: np.ndarray, eos_id: int, seq_len: int,
-         dtype: str | np.dtype) -> np.ndarray:
+def pack(
+    flat: np.ndarray, lengths: np.ndarray, eos_id: int, seq_len: int, dtype: str | np.dtype
+) -> np.ndarray:
     """Documents (``flat`` concatenated, ``lengths`` each) with EOS after each, cut into rows of
     ``seq_len``; the tail that does not fill a row is dropped. Attention crosses document
     boundaries inside a row, as in GPT-2/nanoGPT pretraining."""
@@ -159,15 +169,21 @@ def pack_shard(table: pa.Table, plan: PackPlan, shard: int) -> tuple[np.ndarray,
     table = table.take(pa.array(order))
     tokens = table["tokens"].combine_chunks()
     lengths = pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
-    rows = pack(tokens.flatten().to_numpy(zero_copy_only=False), lengths, plan.eos_id,
-                plan.seq_len, plan.dtype)
+    rows = pack(
+        tokens.flatten().to_numpy(zero_copy_only=False),
+        lengths,
+        plan.eos_id,
+        plan.seq_len,
+        plan.dtype,
+    )
     corpus = table["corpus"].to_numpy().astype(np.int64)
     n = len(plan.ratios)
     by_source: Counter[str] = Counter()
     for label, length in zip(table["source"].to_pylist(), lengths.tolist()):
         by_source[label] += length + 1
     marker = {
-        "key": plan.key, "rows": len(rows),
+        "key": plan.key,
+        "rows": len(rows),
         "copies": np.bincount(corpus, minlength=n).tolist(),
         "tokens": np.bincount(corpus, weights=lengths + 1, minlength=n).astype(np.int64).tolist(),
         "by_source": dict(sorted(by_source.items())),

@@ -47,8 +47,11 @@ class Parallelized:
     def _fully_shard(self, model: torch.nn.Module) -> torch.nn.Module:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        policy = MixedPrecisionPolicy(param_dtype=self.dtype, reduce_dtype=torch.float32) \
-            if self.dtype else MixedPrecisionPolicy()
+        policy = (
+            MixedPrecisionPolicy(param_dtype=self.dtype, reduce_dtype=torch.float32)
+            if self.dtype
+            else MixedPrecisionPolicy()
+        )
         for layer in model.model.layers:
             fully_shard(layer, mp_policy=policy)
         fully_shard(model, mp_policy=policy)
@@ -57,8 +60,9 @@ class Parallelized:
     def __call__(self, **batch: torch.Tensor) -> Any:
         # FSDP2 casts through its policy; DDP needs autocast for bf16 matmuls.
         use_autocast = self.dtype is not None and self.scale.strategy == "ddp"
-        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
-                            enabled=use_autocast):
+        with torch.autocast(
+            self.device.type, dtype=self.dtype or torch.float32, enabled=use_autocast
+        ):
             return self.forward_module(**batch)
 
     @contextlib.contextmanager
@@ -91,8 +95,13 @@ class Parallelized:
         """Unsharded model and optimizer state on CPU (a collective: every rank calls it)."""
         return get_state_dict(self.wrapped, optimizer, options=_FULL)
 
-    def load_full_state(self, optimizer: torch.optim.Optimizer, model_state: dict,
-                        optim_state: dict) -> None:
-        set_state_dict(self.wrapped, optimizer, model_state_dict=model_state,
-                       optim_state_dict=optim_state,
-                       options=StateDictOptions(full_state_dict=True))
+    def load_full_state(
+        self, optimizer: torch.optim.Optimizer, model_state: dict, optim_state: dict
+    ) -> None:
+        set_state_dict(
+            self.wrapped,
+            optimizer,
+            model_state_dict=model_state,
+            optim_state_dict=optim_state,
+            options=StateDictOptions(full_state_dict=True),
+        )

@@ -30,16 +30,29 @@ class PretrainStage(BaseStage):
         seconds the build took (None when a finished store was reused)."""
         cfg = self.config
         # How the work is spread (actors, batches, Ray or not) does not change the shards.
-        what = cfg.data.model_dump(mode="json", exclude={
-            "tokenize_with_ray", "tokenize_batch_size", "tokenize_actors", "cpus_per_tokenizer"})
+        what = cfg.data.model_dump(
+            mode="json",
+            exclude={
+                "tokenize_with_ray",
+                "tokenize_batch_size",
+                "tokenize_actors",
+                "cpus_per_tokenizer",
+            },
+        )
         recipe = stable_digest([what, cfg.train.schedule.seed])
 
         built: list[float] = []
 
         def build() -> None:
             started = time.perf_counter()
-            prepare_pretrain_store(cfg.data, load_tokenizer(cfg.data.tokenizer),
-                                   cfg.train.schedule.seed, data_uri, recipe, quarantine_dir)
+            prepare_pretrain_store(
+                cfg.data,
+                load_tokenizer(cfg.data.tokenizer),
+                cfg.train.schedule.seed,
+                data_uri,
+                recipe,
+                quarantine_dir,
+            )
             built.append(time.perf_counter() - started)
 
         meta = reuse_or_build(data_uri, recipe, build)
@@ -51,38 +64,77 @@ class PretrainStage(BaseStage):
         meta, prepare_s = self.prepare_data(paths["data"], paths["quarantine"])
         if prepare_s is not None:  # cost of reading, counting, tokenizing and packing the mixture
             selected = sum(c["selected_tokens"] for c in meta["corpora"])
-            ctx.tracker.log_metrics({"data.prepare_seconds": prepare_s,
-                                     "data.tokens_per_s": selected / max(prepare_s, 1e-9)})
+            ctx.tracker.log_metrics(
+                {
+                    "data.prepare_seconds": prepare_s,
+                    "data.tokens_per_s": selected / max(prepare_s, 1e-9),
+                }
+            )
         for corpus in meta["corpora"]:
-            ctx.tracker.log_dataset(name=corpus["name"], digest=corpus["digest"],
-                                    source=corpus["path"], n_rows=corpus["documents"],
-                                    context="train")
+            ctx.tracker.log_dataset(
+                name=corpus["name"],
+                digest=corpus["digest"],
+                source=corpus["path"],
+                n_rows=corpus["documents"],
+                context="train",
+            )
         ctx.tracker.set_tags({TAG_DATASET: meta["digest"]})
         ctx.tracker.log_dict(meta, "data/mixture.json")
 
-        hf_config = llama_config(cfg.model, meta["vocab_size"], bos_id=meta["bos_id"],
-                                 eos_id=meta["eos_id"], attention=cfg.train.scale.attention)
+        hf_config = llama_config(
+            cfg.model,
+            meta["vocab_size"],
+            bos_id=meta["bos_id"],
+            eos_id=meta["eos_id"],
+            attention=cfg.train.scale.attention,
+        )
         n_params = count_parameters(hf_config)
         total_steps = steps_for(cfg.train, meta["rows"], cfg.data.seq_len, default_epochs=1)
-        ctx.tracker.log_params({"derived.parameters": n_params, "derived.total_steps": total_steps,
-                                "derived.data_rows": meta["rows"],
-                                "derived.data_shards": meta["shards"]})
+        ctx.tracker.log_params(
+            {
+                "derived.parameters": n_params,
+                "derived.total_steps": total_steps,
+                "derived.data_rows": meta["rows"],
+                "derived.data_shards": meta["shards"],
+            }
+        )
         spec = LoopSpec(
-            stage=self.name, model_config_dict=hf_config.to_dict(), data_uri=paths["data"],
-            run_root=paths["run_root"], state_uri=paths["state"], model_out_uri=paths["model"],
-            total_steps=total_steps, seq_len=cfg.data.seq_len,
-            flops_per_token=flops_per_token(hf_config, cfg.data.seq_len), train=cfg.train,
+            stage=self.name,
+            model_config_dict=hf_config.to_dict(),
+            data_uri=paths["data"],
+            run_root=paths["run_root"],
+            state_uri=paths["state"],
+            model_out_uri=paths["model"],
+            total_steps=total_steps,
+            seq_len=cfg.data.seq_len,
+            flops_per_token=flops_per_token(hf_config, cfg.data.seq_len),
+            train=cfg.train,
         )
         final = run_training(spec, ctx.tracker)
-        lineage = {TAG_DATASET: meta["digest"], "synthdiv.preset": cfg.model.preset,
-                   **{f"synthdiv.diversity.{k}": v for k, v in cfg.diversity_scores.items()}}
-        model = log_trained_model(ctx, spec, name=f"pretrain-{cfg.model.preset}", tags=lineage,
-                                  params={"parameters": n_params, "steps": total_steps},
-                                  register_as=cfg.register_as)
+        lineage = {
+            TAG_DATASET: meta["digest"],
+            "synthdiv.preset": cfg.model.preset,
+            **{f"synthdiv.diversity.{k}": v for k, v in cfg.diversity_scores.items()},
+        }
+        model = log_trained_model(
+            ctx,
+            spec,
+            name=f"pretrain-{cfg.model.preset}",
+            tags=lineage,
+            params={"parameters": n_params, "steps": total_steps},
+            register_as=cfg.register_as,
+        )
         return StageResult(
-            metrics={"final_loss": final.get("train/loss", float("nan")),
-                     "tokens_seen": final.get("tokens_seen", 0), "steps": total_steps,
-                     "parameters": n_params},
-            outputs={"model": paths["model"], "data": paths["data"],
-                     "checkpoints": paths["run_root"], **model},
+            metrics={
+                "final_loss": final.get("train/loss", float("nan")),
+                "tokens_seen": final.get("tokens_seen", 0),
+                "steps": total_steps,
+                "parameters": n_params,
+            },
+            outputs={
+                "model": paths["model"],
+                "data": paths["data"],
+                "checkpoints": paths["run_root"],
+                **model,
+            },
         )

@@ -51,14 +51,25 @@ class SftStage(BaseStage):
             template.install()  # saved with the store's tokenizer, which the export copies
             encoded = encode_conversations(rows, template, cfg.seq_len, cfg.system_prompt)
             if len(encoded.input_ids) == 0:
-                raise ValueError(f"SFT dataset {path}: no usable conversation "
-                                 f"({len(encoded.rejected)} rejected)")
-            meta = {"path": path, "template": template.kind, "n_in": encoded.n_in,
-                    "rows": len(encoded.input_ids), "rejected": encoded.rejected,
-                    "assistant_tokens": int((encoded.labels != IGNORE_INDEX).sum()),
-                    "digest": stable_digest(rows), "recipe": recipe}
-            write_store(data_uri, {"input_ids": encoded.input_ids, "labels": encoded.labels},
-                        meta, tokenizer)
+                raise ValueError(
+                    f"SFT dataset {path}: no usable conversation ({len(encoded.rejected)} rejected)"
+                )
+            meta = {
+                "path": path,
+                "template": template.kind,
+                "n_in": encoded.n_in,
+                "rows": len(encoded.input_ids),
+                "rejected": encoded.rejected,
+                "assistant_tokens": int((encoded.labels != IGNORE_INDEX).sum()),
+                "digest": stable_digest(rows),
+                "recipe": recipe,
+            }
+            write_store(
+                data_uri,
+                {"input_ids": encoded.input_ids, "labels": encoded.labels},
+                meta,
+                tokenizer,
+            )
 
         return reuse_or_build(data_uri, recipe, build)
 
@@ -67,33 +78,62 @@ class SftStage(BaseStage):
         paths = layout(absolute_output(ctx))
         base_config, tokenizer = self._base()
         if cfg.data.seq_len > base_config.max_position_embeddings:
-            raise ValueError(f"data.seq_len {cfg.data.seq_len} exceeds the base model's context "
-                             f"{base_config.max_position_embeddings}")
+            raise ValueError(
+                f"data.seq_len {cfg.data.seq_len} exceeds the base model's context "
+                f"{base_config.max_position_embeddings}"
+            )
         meta = self.prepare_data(paths["data"], tokenizer)
-        ctx.tracker.log_dataset(name="sft", digest=meta["digest"], source=meta["path"],
-                                n_rows=meta["rows"], context="train")
+        ctx.tracker.log_dataset(
+            name="sft",
+            digest=meta["digest"],
+            source=meta["path"],
+            n_rows=meta["rows"],
+            context="train",
+        )
         ctx.tracker.set_tags({TAG_DATASET: meta["digest"], "synthdiv.base_model": cfg.base_model})
         if meta["rejected"]:
             ctx.tracker.log_table_rows(meta["rejected"], "data/rejected.jsonl")
         total_steps = steps_for(cfg.train, meta["rows"], cfg.data.seq_len, default_epochs=3)
         n_params = count_parameters(base_config)
-        ctx.tracker.log_params({"derived.total_steps": total_steps, "derived.data_rows": meta["rows"],
-                                "derived.rejected_rows": len(meta["rejected"])})
+        ctx.tracker.log_params(
+            {
+                "derived.total_steps": total_steps,
+                "derived.data_rows": meta["rows"],
+                "derived.rejected_rows": len(meta["rejected"]),
+            }
+        )
         spec = LoopSpec(
-            stage=self.name, pretrained_dir=absolute_uri(cfg.base_model), data_uri=paths["data"],
-            run_root=paths["run_root"], state_uri=paths["state"], model_out_uri=paths["model"],
-            total_steps=total_steps, seq_len=cfg.data.seq_len,
-            flops_per_token=flops_per_token(base_config, cfg.data.seq_len), train=cfg.train,
+            stage=self.name,
+            pretrained_dir=absolute_uri(cfg.base_model),
+            data_uri=paths["data"],
+            run_root=paths["run_root"],
+            state_uri=paths["state"],
+            model_out_uri=paths["model"],
+            total_steps=total_steps,
+            seq_len=cfg.data.seq_len,
+            flops_per_token=flops_per_token(base_config, cfg.data.seq_len),
+            train=cfg.train,
         )
         final = run_training(spec, ctx.tracker)
         model = log_trained_model(
-            ctx, spec, name="sft", register_as=cfg.register_as,
+            ctx,
+            spec,
+            name="sft",
+            register_as=cfg.register_as,
             tags={TAG_DATASET: meta["digest"], "synthdiv.base_model": cfg.base_model},
             params={"parameters": n_params, "steps": total_steps},
         )
         return StageResult(
-            metrics={"final_loss": final.get("train/loss", float("nan")), "steps": total_steps,
-                     "rows": meta["rows"], "rejected_rows": len(meta["rejected"])},
-            outputs={"model": paths["model"], "data": paths["data"],
-                     "checkpoints": paths["run_root"], **model},
+            metrics={
+                "final_loss": final.get("train/loss", float("nan")),
+                "steps": total_steps,
+                "rows": meta["rows"],
+                "rejected_rows": len(meta["rejected"]),
+            },
+            outputs={
+                "model": paths["model"],
+                "data": paths["data"],
+                "checkpoints": paths["run_root"],
+                **model,
+            },
         )

@@ -29,12 +29,12 @@ ROLES = ("system", "user", "assistant")
 # applies the model's chat template, so it must be the one the model was fine-tuned on.
 CHAT_TEMPLATES = {  # newlines inside expressions: transformers renders with trim_blocks
     "chatml": "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
-              "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
-              "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+    "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
     "simple": "{% for message in messages %}{{ '### ' + (message['role'] | capitalize) + ':\\n' + "
-              "message['content'] }}{% if message['role'] == 'assistant' %}{{ eos_token }}"
-              "{% endif %}{{ '\\n\\n' }}{% endfor %}"
-              "{% if add_generation_prompt %}{{ '### Assistant:\\n' }}{% endif %}",
+    "message['content'] }}{% if message['role'] == 'assistant' %}{{ eos_token }}"
+    "{% endif %}{{ '\\n\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '### Assistant:\\n' }}{% endif %}",
 }
 
 
@@ -43,8 +43,10 @@ class ChatTemplate:
 
     def __init__(self, tokenizer: Any, kind: str = "auto"):
         self.tokenizer = tokenizer
-        has_chatml = "<|im_start|>" in (tokenizer.chat_template or "") and \
-            tokenizer.convert_tokens_to_ids("<|im_end|>") != tokenizer.unk_token_id
+        has_chatml = (
+            "<|im_start|>" in (tokenizer.chat_template or "")
+            and tokenizer.convert_tokens_to_ids("<|im_end|>") != tokenizer.unk_token_id
+        )
         self.kind = ("chatml" if has_chatml else "simple") if kind == "auto" else kind
 
     def install(self) -> None:
@@ -60,7 +62,9 @@ class ChatTemplate:
             head, body, end = enc(f"<|im_start|>{role}\n"), enc(content), enc("<|im_end|>\n")
         else:
             head, body = enc(f"### {role.capitalize()}:\n"), enc(content)
-            end = [self.tokenizer.eos_token_id] + enc("\n\n") if role == "assistant" else enc("\n\n")
+            end = (
+                [self.tokenizer.eos_token_id] + enc("\n\n") if role == "assistant" else enc("\n\n")
+            )
         trained = role == "assistant"
         return head + body + end, [False] * len(head) + [trained] * (len(body) + len(end))
 
@@ -88,8 +92,11 @@ def validate_conversation(row: Any, system_prompt: str | None) -> list[dict[str,
         raise ValueError("row has no 'messages' list")  # noqa: TRY004 (a bad row, caught and counted)
     messages = row["messages"]
     for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(
-                m.get("content"), str):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in ROLES
+            or not isinstance(m.get("content"), str)
+        ):
             raise ValueError("a message needs role in system/user/assistant and string content")
     if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
         raise ValueError("no non-empty assistant message")
@@ -98,8 +105,9 @@ def validate_conversation(row: Any, system_prompt: str | None) -> list[dict[str,
     return messages
 
 
-def encode_conversations(rows: list[Any], template: ChatTemplate, seq_len: int,
-                         system_prompt: str | None = None) -> SftRows:
+def encode_conversations(
+    rows: list[Any], template: ChatTemplate, seq_len: int, system_prompt: str | None = None
+) -> SftRows:
     """Rows → padded (input_ids, labels); invalid or fully truncated rows are rejected with a
     reason, so ``n_in == len(input_ids) + len(rejected)``."""
     pad_id = template.tokenizer.pad_token_id
@@ -114,7 +122,9 @@ def encode_conversations(rows: list[Any], template: ChatTemplate, seq_len: int,
         ids, mask = template.encode(messages)
         ids, mask = ids[:seq_len], mask[:seq_len]
         if not any(mask):
-            rejected.append({"row": index, "reason": f"no assistant token within seq_len={seq_len}"})
+            rejected.append(
+                {"row": index, "reason": f"no assistant token within seq_len={seq_len}"}
+            )
             continue
         labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
         pad = seq_len - len(ids)
@@ -124,7 +134,8 @@ def encode_conversations(rows: list[Any], template: ChatTemplate, seq_len: int,
     return SftRows(
         input_ids=np.array(ids_rows, dtype=np.int64).reshape(shape),
         labels=np.array(label_rows, dtype=np.int64).reshape(shape),
-        n_in=len(rows), rejected=rejected,
+        n_in=len(rows),
+        rejected=rejected,
     )
 
 

@@ -52,8 +52,9 @@ def shard_output(uri: str, array: str = "input_ids") -> ShardedOutput:
     return ShardedOutput(uri, "npy", prefix=array)
 
 
-def write_shard(uri: str, index: int, arrays: dict[str, np.ndarray],
-                marker: dict[str, Any]) -> None:
+def write_shard(
+    uri: str, index: int, arrays: dict[str, np.ndarray], marker: dict[str, Any]
+) -> None:
     """Shard ``index`` of every array (temp name, rename, then its marker with ``marker``)."""
     for name, array in arrays.items():
         buf = io.BytesIO()
@@ -61,8 +62,9 @@ def write_shard(uri: str, index: int, arrays: dict[str, np.ndarray],
         shard_output(uri, name).write(index, lambda fh, b=buf: fh.write(b.getvalue()), marker)
 
 
-def finish_store(uri: str, arrays: list[str], shards: list[dict[str, int]], meta: dict[str, Any],
-                 tokenizer: Any) -> None:
+def finish_store(
+    uri: str, arrays: list[str], shards: list[dict[str, int]], meta: dict[str, Any], tokenizer: Any
+) -> None:
     """Tokenizer, ``meta.json``, then ``_SUCCESS`` listing ``shards`` ({index, rows}) last."""
     fs, root = filesystem(uri)
     with tempfile.TemporaryDirectory() as tok_dir:
@@ -70,14 +72,19 @@ def finish_store(uri: str, arrays: list[str], shards: list[dict[str, int]], meta
         fs.put(tok_dir.rstrip("/") + "/", posixpath.join(root, "tokenizer") + "/", recursive=True)
     with fs.open(posixpath.join(root, "meta.json"), "w") as fh:
         fh.write(json.dumps(meta, indent=2))
-    listing = {"arrays": arrays, "rows": sum(s["rows"] for s in shards), "shards": shards,
-               "build": uuid.uuid4().hex}  # names the cache of a download: a rebuild is new
+    listing = {
+        "arrays": arrays,
+        "rows": sum(s["rows"] for s in shards),
+        "shards": shards,
+        "build": uuid.uuid4().hex,
+    }  # names the cache of a download: a rebuild is new
     with fs.open(posixpath.join(root, SUCCESS), "w") as fh:
         fh.write(json.dumps(listing))
 
 
-def write_store(uri: str, arrays: dict[str, np.ndarray], meta: dict[str, Any],
-                tokenizer: Any) -> None:
+def write_store(
+    uri: str, arrays: dict[str, np.ndarray], meta: dict[str, Any], tokenizer: Any
+) -> None:
     """A one-shard store (SFT): same layout and reader as pretraining's sharded one."""
     rows = int(next(iter(arrays.values())).shape[0])
     write_shard(uri, 0, arrays, {"rows": rows})
@@ -176,18 +183,26 @@ def load_arrays(uri: str, cache_dir: str | None = None) -> dict[str, ShardedRows
     downloaded once into ``cache_dir`` (default: a per-store dir under ``~/.cache/synthdiv``)
     and memory-mapped from there."""
     listing = read_listing(uri)
-    root = Path(uri.removeprefix("file://")) if _is_local(uri) else \
-        _download_shards(uri, listing, cache_dir)
+    root = (
+        Path(uri.removeprefix("file://"))
+        if _is_local(uri)
+        else _download_shards(uri, listing, cache_dir)
+    )
     counts = [s["rows"] for s in listing["shards"]]
-    return {name: ShardedRows([root / shard_name(name, s["index"]) for s in listing["shards"]],
-                              counts) for name in listing["arrays"]}
+    return {
+        name: ShardedRows([root / shard_name(name, s["index"]) for s in listing["shards"]], counts)
+        for name in listing["arrays"]
+    }
 
 
 def _download_shards(uri: str, listing: dict[str, Any], cache_dir: str | None) -> Path:
     from synthdiv.models import cache_root
 
-    local = Path(cache_dir) if cache_dir else \
-        cache_root() / "token-stores" / stable_digest([uri, listing])[:16]
+    local = (
+        Path(cache_dir)
+        if cache_dir
+        else cache_root() / "token-stores" / stable_digest([uri, listing])[:16]
+    )
     local.mkdir(parents=True, exist_ok=True)
     fs, root = filesystem(uri)
     with open(local / ".lock", "w") as lock:
@@ -226,8 +241,9 @@ class BatchSampler:
     corpora and shards: packing keeps each shard's rows together.
     """
 
-    def __init__(self, n_rows: int, global_batch: int, micro_batch: int, world: int,
-                 rank: int, seed: int):
+    def __init__(
+        self, n_rows: int, global_batch: int, micro_batch: int, world: int, rank: int, seed: int
+    ):
         if n_rows < 1:
             raise ValueError("the token store has no rows: the corpus is shorter than one sequence")
         self.n_rows, self.global_batch, self.micro = n_rows, global_batch, micro_batch

@@ -82,7 +82,8 @@ def run_training(spec: LoopSpec, tracker: Tracker | None) -> dict[str, Any]:
         train_worker,
         train_loop_config={"spec": spec.model_dump(mode="json"), "tracker": tracker},
         scaling_config=ray.train.ScalingConfig(
-            num_workers=train.scale.num_workers, use_gpu=train.scale.use_gpu,
+            num_workers=train.scale.num_workers,
+            use_gpu=train.scale.use_gpu,
             resources_per_worker={"CPU": train.scale.cpus_per_worker},
         ),
         run_config=ray.train.RunConfig(
@@ -98,8 +99,12 @@ def run_training(spec: LoopSpec, tracker: Tracker | None) -> dict[str, Any]:
         result = trainer.fit()
     except Exception as err:
         if crash.find_report(WORKER_ENGINE, started) is not None:  # a worker died of a signal
-            raise crash.crash_error(WORKER_ENGINE, f"{spec.stage} training worker", since=started,
-                                    cause=str(err).splitlines()[0]) from err
+            raise crash.crash_error(
+                WORKER_ENGINE,
+                f"{spec.stage} training worker",
+                since=started,
+                cause=str(err).splitlines()[0],
+            ) from err
         raise TrainingFailedError(
             f"{spec.stage} failed (max_failures={train.checkpoint.max_failures}): {err}"
         ) from err
@@ -115,16 +120,29 @@ def run_training(spec: LoopSpec, tracker: Tracker | None) -> dict[str, Any]:
     return dict(result.metrics or {})
 
 
-def log_trained_model(ctx: StageContext, spec: LoopSpec, *, name: str, tags: dict[str, Any],
-                      params: dict[str, Any], register_as: str | None) -> dict[str, str]:
+def log_trained_model(
+    ctx: StageContext,
+    spec: LoopSpec,
+    *,
+    name: str,
+    tags: dict[str, Any],
+    params: dict[str, Any],
+    register_as: str | None,
+) -> dict[str, str]:
     """Log the exported HF directory as an MLflow logged model; returns ids for the result."""
     from synthdiv.tracking.models import log_hf_model
 
     fs, root = filesystem(spec.model_out_uri)
     if not fs.exists(posixpath.join(root, "_SUCCESS")):
         raise TrainingFailedError(f"{spec.stage}: no exported model at {spec.model_out_uri}")
-    ref = log_hf_model(ctx.tracker, localize(spec.model_out_uri), name=name, tags=tags,
-                       params=params, register_as=register_as)
+    ref = log_hf_model(
+        ctx.tracker,
+        localize(spec.model_out_uri),
+        name=name,
+        tags=tags,
+        params=params,
+        register_as=register_as,
+    )
     out = {"model_id": ref.model_id, "model_uri": ref.model_uri}
     if ref.registered_version:
         out["registered_version"] = ref.registered_version

@@ -34,7 +34,9 @@ def _main_checkout() -> Path:
     there), else this one."""
     proc = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--path-format=absolute", "--git-common-dir"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return Path(proc.stdout.strip()).parent if proc.returncode == 0 else REPO
 
@@ -43,7 +45,10 @@ def tool(name: str) -> str:
     """Path of a deploy tool; a missing tool FAILS the test (CI must not silently skip)."""
     candidates = [Path(sys.executable).parent / name]
     for root in dict.fromkeys([REPO, _main_checkout()]):
-        candidates += [root / ".tools" / "bin" / name, root / ".tools" / "checkov-venv" / "bin" / name]
+        candidates += [
+            root / ".tools" / "bin" / name,
+            root / ".tools" / "checkov-venv" / "bin" / name,
+        ]
     for path in candidates:
         if path.is_file():
             return str(path)

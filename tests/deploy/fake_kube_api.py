@@ -54,12 +54,18 @@ class FakeKube:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def kubeconfig(self, path: Path) -> Path:
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "dev", "user": {"token": "not-a-secret"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "dev"}}],
-        }))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "dev", "user": {"token": "not-a-secret"}}],
+                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "dev"}}],
+                }
+            )
+        )
         return path
 
     # --- KubeRay's part ----------------------------------------------------------------------
@@ -82,11 +88,32 @@ class FakeKube:
 
 
 def _pod(name: str, waiting_reason: str | None) -> dict:
-    state = ({"waiting": {"reason": waiting_reason, "message": f"Back-off pulling image: {waiting_reason}"}}
-             if waiting_reason else {"running": {}})
-    return {"metadata": {"name": name}, "status": {"phase": "Pending" if waiting_reason else "Running",
-            "containerStatuses": [{"name": "ray-head", "image": "x", "imageID": "", "ready": False,
-                                   "restartCount": 0, "state": state}]}}
+    state = (
+        {
+            "waiting": {
+                "reason": waiting_reason,
+                "message": f"Back-off pulling image: {waiting_reason}",
+            }
+        }
+        if waiting_reason
+        else {"running": {}}
+    )
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "phase": "Pending" if waiting_reason else "Running",
+            "containerStatuses": [
+                {
+                    "name": "ray-head",
+                    "image": "x",
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": state,
+                }
+            ],
+        },
+    }
 
 
 ROUTES = [
@@ -121,8 +148,17 @@ def _handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _missing(self, what: str) -> None:
-            self._send(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                             "reason": "NotFound", "code": 404, "message": f"{what} not found"})
+            self._send(
+                404,
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "reason": "NotFound",
+                    "code": 404,
+                    "message": f"{what} not found",
+                },
+            )
 
         def _body(self) -> dict:
             return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -154,12 +190,27 @@ def _handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
             verb = "get" if name or resource == "pods/log" else "list"
             kube.requests.append((verb, resource, name or query.get("labelSelector", [""])[0]))
             if resource == "configmaps":
-                return self._send(200, kube.configmaps[name]) if name in kube.configmaps else self._missing(name)
+                return (
+                    self._send(200, kube.configmaps[name])
+                    if name in kube.configmaps
+                    else self._missing(name)
+                )
             if resource == "rayjobs":
-                return self._send(200, kube.rayjobs[name]) if name in kube.rayjobs else self._missing(name)
+                return (
+                    self._send(200, kube.rayjobs[name])
+                    if name in kube.rayjobs
+                    else self._missing(name)
+                )
             if resource == "pods":
-                return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {},
-                                        "items": kube.pods(query["labelSelector"][0])})
+                return self._send(
+                    200,
+                    {
+                        "kind": "PodList",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "items": kube.pods(query["labelSelector"][0]),
+                    },
+                )
             if resource == "pods/log":
                 return self._send(200, kube.scenario.submitter_log, "text/plain")
             self._missing(self.path)

@@ -9,7 +9,9 @@ import yaml
 
 def from_operator_chart(obj: dict) -> bool:
     """An object of the vendored KubeRay operator subchart (labelled with its chart name)."""
-    return obj["metadata"].get("labels", {}).get("helm.sh/chart", "").startswith("kuberay-operator-")
+    return (
+        obj["metadata"].get("labels", {}).get("helm.sh/chart", "").startswith("kuberay-operator-")
+    )
 
 
 def pod_specs(obj: dict) -> Iterator[tuple[str, dict]]:

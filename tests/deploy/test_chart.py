@@ -43,8 +43,12 @@ def test_builtin_kinds_pass_kubernetes_validate_strict(
     # Pod templates nested in Ray CRs are plain core/v1 PodTemplates: validate them too.
     for j, ray in enumerate(ray_objects(objs)):
         for k, (where, spec) in enumerate(pod_specs(ray)):
-            tpl = {"apiVersion": "v1", "kind": "PodTemplate",
-                   "metadata": {"name": f"t{j}-{k}"}, "template": {"spec": spec}}
+            tpl = {
+                "apiVersion": "v1",
+                "kind": "PodTemplate",
+                "metadata": {"name": f"t{j}-{k}"},
+                "template": {"spec": spec},
+            }
             files.append(tmp_path / f"ray-{j}-{k}.yaml")
             files[-1].write_text(yaml.safe_dump(tpl))
     proc = run([tool("kubernetes-validate"), "--strict", *map(str, files)], check=False)
@@ -80,7 +84,11 @@ def test_crd_schema_rejects_wrong_fields(rendered: dict) -> None:
 
 
 def test_gpu_values_render_every_stage_rayjob_with_gpus(rendered: dict) -> None:
-    jobs = {o["metadata"]["labels"]["synthdiv.io/stage"]: o for o in rendered["gpu"] if o["kind"] == "RayJob"}
+    jobs = {
+        o["metadata"]["labels"]["synthdiv.io/stage"]: o
+        for o in rendered["gpu"]
+        if o["kind"] == "RayJob"
+    }
     assert set(jobs) == set(stage_commands())
     pretrain = jobs["pretrain"]["spec"]
     assert pretrain["entrypoint"] == "synthdiv pretrain --config /etc/synthdiv/config.yaml"
@@ -89,7 +97,9 @@ def test_gpu_values_render_every_stage_rayjob_with_gpus(rendered: dict) -> None:
     worker = pretrain["rayClusterSpec"]["workerGroupSpecs"][0]
     container = worker["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 8
-    assert {"name": "synthdiv-config", "mountPath": "/etc/synthdiv", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "synthdiv-config", "mountPath": "/etc/synthdiv", "readOnly": True} in container[
+        "volumeMounts"
+    ]
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
@@ -112,7 +122,9 @@ def test_every_pod_is_locked_down(rendered: dict, values: str) -> None:
             assert sc.get("privileged") is not True, (where, c["name"])
             assert c.get("resources", {}).get("requests"), f"{where}/{c['name']} has no requests"
             mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
-            assert operator or "/tmp" in mounts, f"{where}/{c['name']}: read-only root needs an emptyDir /tmp"
+            assert operator or "/tmp" in mounts, (
+                f"{where}/{c['name']}: read-only root needs an emptyDir /tmp"
+            )
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
@@ -142,7 +154,11 @@ def test_external_values_reference_user_secrets(rendered: dict) -> None:
 
 
 def test_mlflow_server_flags(rendered: dict) -> None:
-    mlflow = next(o for o in rendered["gpu"] if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-mlflow"))
+    mlflow = next(
+        o
+        for o in rendered["gpu"]
+        if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-mlflow")
+    )
     cmd = mlflow["spec"]["template"]["spec"]["containers"][0]["command"]
     assert "--app-name=basic-auth" in cmd and "--serve-artifacts" in cmd
     allowed = next(a for a in cmd if a.startswith("--allowed-hosts="))
@@ -151,10 +167,17 @@ def test_mlflow_server_flags(rendered: dict) -> None:
 
 
 def test_rbac_is_least_privilege(rendered: dict) -> None:
-    role = next(o for o in rendered["default"]
-                if o["kind"] == "Role" and o["metadata"]["name"] == "rel-synthdiv-submitter")
-    rules = {(g, r): set(rule["verbs"]) for rule in role["rules"]
-             for g in rule["apiGroups"] for r in rule["resources"]}
+    role = next(
+        o
+        for o in rendered["default"]
+        if o["kind"] == "Role" and o["metadata"]["name"] == "rel-synthdiv-submitter"
+    )
+    rules = {
+        (g, r): set(rule["verbs"])
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
     assert rules[("ray.io", "rayjobs")] == {"create", "get", "list", "watch", "delete"}
     assert rules[("", "pods/log")] == {"get"}
     assert not any("*" in verbs for verbs in rules.values())
@@ -163,8 +186,15 @@ def test_rbac_is_least_privilege(rendered: dict) -> None:
 
 def test_ray_token_auth_enabled(rendered: dict) -> None:
     cluster = next(o for o in rendered["default"] if o["kind"] == "RayCluster")
-    assert cluster["spec"]["authOptions"] == {"mode": "token", "secretName": "rel-synthdiv-ray-token"}
-    secret = next(o for o in rendered["default"] if o["kind"] == "Secret" and o["metadata"]["name"] == "rel-synthdiv-ray-token")
+    assert cluster["spec"]["authOptions"] == {
+        "mode": "token",
+        "secretName": "rel-synthdiv-ray-token",
+    }
+    secret = next(
+        o
+        for o in rendered["default"]
+        if o["kind"] == "Secret" and o["metadata"]["name"] == "rel-synthdiv-ray-token"
+    )
     assert "auth_token" in secret["data"]
 
 
@@ -184,17 +214,24 @@ def test_values_schema_rejects_wrong_types(chart: Path, override: str, message: 
 
 
 def test_values_schema_rejects_unknown_keys(chart: Path) -> None:
-    proc = run([tool("helm"), "template", "rel", str(chart), "--set", "mlflow.replica=2"], check=False)
+    proc = run(
+        [tool("helm"), "template", "rel", str(chart), "--set", "mlflow.replica=2"], check=False
+    )
     assert proc.returncode != 0 and "replica" in proc.stderr
 
 
 def test_enabled_stage_needs_a_config(chart: Path) -> None:
-    proc = run([tool("helm"), "template", "rel", str(chart), "--set", "rayJobs.stages.score.enabled=true"], check=False)
+    proc = run(
+        [tool("helm"), "template", "rel", str(chart), "--set", "rayJobs.stages.score.enabled=true"],
+        check=False,
+    )
     assert proc.returncode != 0 and "rayJobs.stages.score.config" in proc.stderr
 
 
 def test_notes_tell_how_to_reach_mlflow_and_submit(chart: Path) -> None:
-    out = run([tool("helm"), "install", "rel", str(chart), "--dry-run=client", "--namespace", "synthdiv"]).stdout
+    out = run(
+        [tool("helm"), "install", "rel", str(chart), "--dry-run=client", "--namespace", "synthdiv"]
+    ).stdout
     notes = out.split("NOTES:", 1)[1]
     assert "port-forward svc/rel-synthdiv-mlflow" in notes
     assert "synthdiv submit" in notes and "--rayjob" in notes
@@ -204,7 +241,8 @@ def test_every_top_level_value_is_documented() -> None:
     """values.yaml is the chart's manual: each top-level block opens with a comment."""
     lines = (CHART / "values.yaml").read_text().splitlines()
     undocumented = [
-        line for i, line in enumerate(lines)
+        line
+        for i, line in enumerate(lines)
         if re.match(r"^[A-Za-z][\w-]*:", line) and not lines[i - 1].lstrip().startswith("#")
     ]
     assert not undocumented, undocumented

@@ -37,5 +37,7 @@ def test_gpu_image_matches_project_pins() -> None:
     torch = re.search(r'"torch==([\d.]+)"', pyproject).group(1)
     assert f"rayproject/ray:{ray}-py311-cu" in text
     assert f"torch=={torch}" in text
-    chart_ray = re.search(r'version: "([\d.]+)"', (REPO / "helm/synthdiv/values.yaml").read_text()).group(1)
+    chart_ray = re.search(
+        r'version: "([\d.]+)"', (REPO / "helm/synthdiv/values.yaml").read_text()
+    ).group(1)
     assert chart_ray == ray, "the chart's ray.version must match the image"

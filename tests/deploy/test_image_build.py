@@ -24,8 +24,14 @@ def test_cpu_image_builds_and_runs_synthdiv() -> None:
         reason = f"{', '.join(missing)} not installed (apt-get install buildah debootstrap)"
         print(f"SKIP image build: {reason}")
         pytest.skip(reason)
-    proc = subprocess.run(["bash", str(REPO / "docker" / "build_cpu_image.sh"), "localhost/synthdiv-cpu:test"],
-                          cwd=REPO, capture_output=True, text=True, timeout=2300, check=False)
+    proc = subprocess.run(
+        ["bash", str(REPO / "docker" / "build_cpu_image.sh"), "localhost/synthdiv-cpu:test"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=2300,
+        check=False,
+    )
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Usage: synthdiv" in proc.stdout

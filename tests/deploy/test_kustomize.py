@@ -21,8 +21,12 @@ def gpu_overlay() -> list[dict]:
 
 
 def test_base_matches_the_chart_render() -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "k8s" / "generate_base.py"), "--check"],
-                          capture_output=True, text=True, env=dict(os.environ, HELM=tool("helm")))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "k8s" / "generate_base.py"), "--check"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HELM=tool("helm")),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -42,7 +42,9 @@ def admits(policy: dict, labels: dict, namespace: str, port: int) -> bool:
 
 
 def ray_policy(objs: list[dict]) -> dict:
-    return next(o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-ray"))
+    return next(
+        o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-ray")
+    )
 
 
 def operator_pod(objs: list[dict]) -> tuple[dict, str]:
@@ -52,18 +54,26 @@ def operator_pod(objs: list[dict]) -> tuple[dict, str]:
 
 
 def head_labels(objs: list[dict]) -> list[dict]:
-    return [o["spec"].get("rayClusterSpec", o["spec"])["headGroupSpec"]["template"]["metadata"]["labels"]
-            for o in ray_objects(objs)]
+    return [
+        o["spec"].get("rayClusterSpec", o["spec"])["headGroupSpec"]["template"]["metadata"][
+            "labels"
+        ]
+        for o in ray_objects(objs)
+    ]
 
 
-@pytest.mark.parametrize("extra", [[], ["--set", "kuberay-operator.nameOverride=kuberay"]],
-                         ids=["default", "name-override"])
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--set", "kuberay-operator.nameOverride=kuberay"]],
+    ids=["default", "name-override"],
+)
 def test_in_release_operator_reaches_the_dashboard_only(chart: Path, extra: list[str]) -> None:
     objs = helm_template(chart, None, *extra)
     policy = ray_policy(objs)
     heads = head_labels(objs)
-    assert len(heads) == 2 and all(selects(policy["spec"]["podSelector"], h) for h in heads), \
+    assert len(heads) == 2 and all(selects(policy["spec"]["podSelector"], h) for h in heads), (
         "the policy must cover the RayCluster's head and every RayJob's head"
+    )
     labels, namespace = operator_pod(objs)
     assert admits(policy, labels, namespace, DASHBOARD)
     assert not admits(policy, labels, namespace, CLIENT_PORT)
@@ -74,7 +84,9 @@ def test_in_release_operator_reaches_the_dashboard_only(chart: Path, extra: list
 def test_clients_reach_dashboard_and_client_port(rendered: dict) -> None:
     policy = ray_policy(rendered["default"])
     client = {"rel-synthdiv-client": "true"}
-    assert admits(policy, client, NAMESPACE, DASHBOARD) and admits(policy, client, NAMESPACE, CLIENT_PORT)
+    assert admits(policy, client, NAMESPACE, DASHBOARD) and admits(
+        policy, client, NAMESPACE, CLIENT_PORT
+    )
     names = {o["metadata"]["name"] for o in rendered["default"] if o["kind"] == "NetworkPolicy"}
     assert {"rel-synthdiv-mlflow", "rel-synthdiv-postgres", "rel-synthdiv-ray"} <= names
 
@@ -99,8 +111,15 @@ def test_existing_operator_without_namespace_is_admitted_from_any(chart: Path) -
 
 
 def test_operator_pod_labels_can_be_set(chart: Path) -> None:
-    policy = ray_policy(helm_template(
-        chart, VALUES_FILES["external"],
-        "--set", "ray.dashboard.networkPolicy.operator.podLabels.team=ray-ops"))
+    policy = ray_policy(
+        helm_template(
+            chart,
+            VALUES_FILES["external"],
+            "--set",
+            "ray.dashboard.networkPolicy.operator.podLabels.team=ray-ops",
+        )
+    )
     assert admits(policy, {"team": "ray-ops"}, "kuberay-system", DASHBOARD)
-    assert not admits(policy, {"app.kubernetes.io/name": "kuberay-operator"}, "kuberay-system", DASHBOARD)
+    assert not admits(
+        policy, {"app.kubernetes.io/name": "kuberay-operator"}, "kuberay-system", DASHBOARD
+    )

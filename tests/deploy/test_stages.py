@@ -59,8 +59,16 @@ def test_values_offer_every_stage(chart: Path) -> None:
 
 def test_every_rendered_rayjob_runs_a_real_command(chart: Path) -> None:
     stages = yaml.safe_load((CHART / "values.yaml").read_text())["rayJobs"]["stages"]
-    sets = [arg for name in stages for arg in (
-        "--set", f"rayJobs.stages.{name}.enabled=true", "--set", f"rayJobs.stages.{name}.config=cm")]
+    sets = [
+        arg
+        for name in stages
+        for arg in (
+            "--set",
+            f"rayJobs.stages.{name}.enabled=true",
+            "--set",
+            f"rayJobs.stages.{name}.config=cm",
+        )
+    ]
     jobs = [o for o in helm_template(chart, None, *sets) if o["kind"] == "RayJob"]
     assert {j["metadata"]["labels"]["synthdiv.io/stage"] for j in jobs} == set(stages)
     for job in jobs:
@@ -81,8 +89,10 @@ class _Loaded(Exception):
     """Raised by the stand-in loader: the command got as far as loading its config."""
 
 
-@pytest.mark.parametrize("stage, text", [*((s, "{}\n") for s in sorted(stage_commands())),
-                                         ("generate", "grid: {n_topics: [1, 2]}\n")])
+@pytest.mark.parametrize(
+    "stage, text",
+    [*((s, "{}\n") for s in sorted(stage_commands())), ("generate", "grid: {n_topics: [1, 2]}\n")],
+)
 def test_submit_validates_with_the_model_the_command_loads(
     stage: str, text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,8 +138,9 @@ def test_study_errors_name_the_nested_key_and_the_file(tmp_path: Path) -> None:
 def test_submit_names_the_bad_key_and_file_and_contacts_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "score.yaml"
     bad.write_text("corpus: {path: docs.jsonl}\nmetrics: [distinct_n]\n")  # metrics is a mapping
-    result = RUNNER.invoke(app, ["submit", "score", "--config", str(bad),
-                                 "--address", "http://127.0.0.1:9"])  # never contacted
+    result = RUNNER.invoke(
+        app, ["submit", "score", "--config", str(bad), "--address", "http://127.0.0.1:9"]
+    )  # never contacted
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "metrics" in text, text
     assert str(bad) in "".join(result.output.split())  # rich may wrap a long path

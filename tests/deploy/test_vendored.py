@@ -26,8 +26,16 @@ from tests.deploy.crds import crds, operator_chart
 LOCK_FIELDS = ("name", "version", "repository")  # what Chart.lock records per dependency
 # Helm hashes [Chart.yaml deps, Chart.lock deps] as Go's encoding/json writes chart.Dependency:
 # struct field order, empty fields omitted (name and repository always written).
-GO_FIELD_ORDER = ("name", "version", "repository", "condition", "tags", "enabled",
-                  "import-values", "alias")
+GO_FIELD_ORDER = (
+    "name",
+    "version",
+    "repository",
+    "condition",
+    "tags",
+    "enabled",
+    "import-values",
+    "alias",
+)
 
 
 def helm_lock_digest(requested: list[dict], locked: list[dict]) -> str:
@@ -50,8 +58,10 @@ def test_operator_is_pinned_and_vendored(chart: Path) -> None:
     row = next(line for line in listing.splitlines() if line.startswith("kuberay-operator"))
     assert row.split()[-1] == "ok", listing  # "missing" / "wrong version" on a drifted pin
     with tarfile.open(operator_chart()) as tgz:
-        files = {name: tgz.extractfile(f"kuberay-operator/{name}").read().decode()  # type: ignore[union-attr]
-                 for name in ("Chart.yaml", "LICENSE")}
+        files = {
+            name: tgz.extractfile(f"kuberay-operator/{name}").read().decode()  # type: ignore[union-attr]
+            for name in ("Chart.yaml", "LICENSE")
+        }
     meta = yaml.safe_load(files["Chart.yaml"])
     assert (meta["name"], meta["version"]) == (dep["name"], dep["version"])
     assert "Apache License" in files["LICENSE"] and "Version 2.0" in files["LICENSE"]
@@ -86,11 +96,17 @@ def chart_mirror(tmp_path: Path):
         (home / "cache" / "repository").mkdir(parents=True)
         (home / "config").mkdir()
         (dep,) = dependencies()
-        (home / "config" / "repositories.yaml").write_text(yaml.safe_dump(
-            {"apiVersion": "", "repositories": [{"name": "kuberay", "url": dep["repository"]}]}))
+        (home / "config" / "repositories.yaml").write_text(
+            yaml.safe_dump(
+                {"apiVersion": "", "repositories": [{"name": "kuberay", "url": dep["repository"]}]}
+            )
+        )
         shutil.copy(served / "index.yaml", home / "cache" / "repository" / "kuberay-index.yaml")
-        env = {"HELM_CONFIG_HOME": home / "config", "HELM_CACHE_HOME": home / "cache",
-               "HELM_DATA_HOME": home / "data"}
+        env = {
+            "HELM_CONFIG_HOME": home / "config",
+            "HELM_CACHE_HOME": home / "cache",
+            "HELM_DATA_HOME": home / "data",
+        }
         yield {k: str(v) for k, v in env.items()}
     finally:
         server.shutdown()

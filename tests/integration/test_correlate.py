@@ -38,12 +38,20 @@ def _run(runtime, stage, tags, metrics, parent=None):
 
 
 def _score_run(runtime, digest, vendi, compression, parent=None):
-    _run(runtime, "score", {TAG_DATASET: digest}, {
-        "div.vendi.value": vendi, "div.vendi.ci_low": vendi - 0.1, "div.vendi.ci_high": vendi + 0.1,
-        "div.compression_ratio.value": compression,
-        "div.compression_ratio.ci_low": compression - 0.05,
-        "div.compression_ratio.ci_high": compression + 0.05,
-    }, parent)
+    _run(
+        runtime,
+        "score",
+        {TAG_DATASET: digest},
+        {
+            "div.vendi.value": vendi,
+            "div.vendi.ci_low": vendi - 0.1,
+            "div.vendi.ci_high": vendi + 0.1,
+            "div.compression_ratio.value": compression,
+            "div.compression_ratio.ci_low": compression - 0.05,
+            "div.compression_ratio.ci_high": compression + 0.05,
+        },
+        parent,
+    )
 
 
 def _eval_run(runtime, label, digest, size, variant, acc, parent=None):
@@ -75,8 +83,11 @@ def _expected(x, y):
 def test_correlate_reproduces_numbers_from_mlflow(ray_local, runtime, study):
     result = correlate_study(CorrelateConfig(runtime=runtime, n_boot=N_BOOT))
     corrs = {(c.metric, c.model_size, c.variant): c for c in result.extra["correlations"]}
-    assert set(corrs) == {(m, s, v) for m in ("vendi", "compression_ratio")
-                          for s, v in (("tiny", "base"), ("tiny", "sft"), ("small", "base"))}
+    assert set(corrs) == {
+        (m, s, v)
+        for m in ("vendi", "compression_ratio")
+        for s, v in (("tiny", "base"), ("tiny", "sft"), ("small", "base"))
+    }
     base_acc = [0.39] + BASE_ACC[1:]  # the rerun superseded the first value
     want = _expected(VENDI, base_acc)
     got = corrs[("vendi", "tiny", "base")]
@@ -84,7 +95,8 @@ def test_correlate_reproduces_numbers_from_mlflow(ray_local, runtime, study):
     assert got.spearman == pytest.approx(want["spearman"])
     assert got.pearson == pytest.approx(want["pearson"])
     assert (got.spearman_ci_low, got.spearman_ci_high) == pytest.approx(
-        (want["spearman_ci_low"], want["spearman_ci_high"]))
+        (want["spearman_ci_low"], want["spearman_ci_high"])
+    )
     sft = corrs[("compression_ratio", "tiny", "sft")]
     assert sft.spearman == pytest.approx(_expected(COMPRESSION, SFT_ACC)["spearman"])
     assert sft.direction == -1 and sft.directional_spearman > 0  # from the metric registry
@@ -100,28 +112,42 @@ def test_correlate_reproduces_numbers_from_mlflow(ray_local, runtime, study):
     assert run.data.metrics["corr.vendi.tiny.base.spearman"] == pytest.approx(want["spearman"])
     assert run.data.metrics["corr.n_points"] == 13
     listed = {f.path for f in client.list_artifacts(run.info.run_id, "correlation")}
-    assert {"correlation/correlations.csv", "correlation/correlations.md", "correlation/ranking.md",
-            "correlation/points.csv", "correlation/plots"} <= listed
+    assert {
+        "correlation/correlations.csv",
+        "correlation/correlations.md",
+        "correlation/ranking.md",
+        "correlation/points.csv",
+        "correlation/plots",
+    } <= listed
     plots = {f.path for f in client.list_artifacts(run.info.run_id, "correlation/plots")}
     assert {"correlation/plots/scatter_vendi.png", "correlation/plots/ranking.png"} <= plots
     table = client.download_artifacts(run.info.run_id, "correlation/correlations.csv")
     rows = list(csv.DictReader(io.StringIO(Path(table).read_text())))
-    row = next(r for r in rows if (r["metric"], r["model_size"], r["variant"]) == ("vendi", "tiny", "base"))
+    row = next(
+        r for r in rows if (r["metric"], r["model_size"], r["variant"]) == ("vendi", "tiny", "base")
+    )
     assert float(row["spearman"]) == pytest.approx(want["spearman"])
     md = Path(client.download_artifacts(run.info.run_id, "correlation/correlations.md")).read_text()
     assert "undefined (n=3 < 4: CI undefined)" in md
 
 
 @pytest.mark.slow
-def test_correlate_limits_to_one_parent_run_and_other_targets(ray_local, runtime, tmp_path, monkeypatch):
+def test_correlate_limits_to_one_parent_run_and_other_targets(
+    ray_local, runtime, tmp_path, monkeypatch
+):
     parent = _run(runtime, "study", {}, {})
     for i in range(4):
         _score_run(runtime, f"p{i}", VENDI[i], COMPRESSION[i], parent=parent)
         _eval_run(runtime, f"p{i}", f"p{i}", "tiny", "base", BASE_ACC[i], parent=parent)
     _score_run(runtime, "outside", 9.0, 1.0)  # same experiment, not under the parent
     _eval_run(runtime, "outside", "outside", "tiny", "base", 0.99)
-    cfg = CorrelateConfig(runtime=runtime, parent_run_id=parent, n_boot=N_BOOT,
-                          target="eval.local_arithmetic.score", metrics=["vendi"])
+    cfg = CorrelateConfig(
+        runtime=runtime,
+        parent_run_id=parent,
+        n_boot=N_BOOT,
+        target="eval.local_arithmetic.score",
+        metrics=["vendi"],
+    )
     result = correlate_study(cfg)
     (corr,) = result.extra["correlations"]
     assert corr.n == 4
@@ -131,17 +157,38 @@ def test_correlate_limits_to_one_parent_run_and_other_targets(ray_local, runtime
 
     # the CLI prints the same study's ranking and correlations
     monkeypatch.chdir(tmp_path)  # its default storage_uri is relative to the CWD
-    res = CliRunner().invoke(app, [
-        "correlate", "--parent", parent, "--target", "eval.local_arithmetic.score",
-        "--metrics", "vendi", "--n-boot", str(N_BOOT), "--tracking-uri", runtime.tracking_uri,
-        "--experiment", runtime.experiment,
-    ])
+    res = CliRunner().invoke(
+        app,
+        [
+            "correlate",
+            "--parent",
+            parent,
+            "--target",
+            "eval.local_arithmetic.score",
+            "--metrics",
+            "vendi",
+            "--n-boot",
+            str(N_BOOT),
+            "--tracking-uri",
+            runtime.tracking_uri,
+            "--experiment",
+            runtime.experiment,
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "vendi" in res.output and f"{corr.spearman:.4g}" in res.output
 
 
 def test_correlate_cli_names_a_missing_study(tmp_path):
-    res = CliRunner().invoke(app, ["correlate", "--study", "no-such-study",
-                                   "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "correlate",
+            "--study",
+            "no-such-study",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'm.db'}",
+        ],
+    )
     assert res.exit_code == 2
     assert "MLflow experiment 'no-such-study' not found" in " ".join(res.output.split())

@@ -14,18 +14,35 @@ from synthdiv.doctor import check_chat_model
 
 pytestmark = pytest.mark.slow
 SYNTHDIV = str(Path(sys.executable).with_name("synthdiv"))
-CHECKS = ["cpu", "packages", "llama.cpp build", "chat model", "embedding model", "mlflow store",
-          "ray", "disk and memory"]
+CHECKS = [
+    "cpu",
+    "packages",
+    "llama.cpp build",
+    "chat model",
+    "embedding model",
+    "mlflow store",
+    "ray",
+    "disk and memory",
+]
 
 
 def _doctor(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SYNTHDIV, "doctor", *args], capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, COLUMNS="200", **env))
+    return subprocess.run(
+        [SYNTHDIV, "doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, COLUMNS="200", **env),
+    )
 
 
 def _lines(out: str) -> dict[str, str]:
-    return {name: line for line in out.splitlines() for name in CHECKS
-            if line[5:].startswith(name + " ")}
+    return {
+        name: line
+        for line in out.splitlines()
+        for name in CHECKS
+        if line[5:].startswith(name + " ")
+    }
 
 
 def test_every_check_passes_here(mlflow_server, smollm2_gguf):

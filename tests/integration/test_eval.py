@@ -32,8 +32,9 @@ def _without_tokenizer(src: Path, dst: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_eval_logs_scores_and_lineage(ray_local, runtime, tmp_path, smollm2_dir, capfd,
-                                      monkeypatch):
+def test_eval_logs_scores_and_lineage(
+    ray_local, runtime, tmp_path, smollm2_dir, capfd, monkeypatch
+):
     monkeypatch.setenv("TQDM_DISABLE", "1")  # as the CLI sets it
     ckpt = _without_tokenizer(smollm2_dir, tmp_path / "ckpt")
     cfg = EvalConfig(
@@ -41,8 +42,13 @@ def test_eval_logs_scores_and_lineage(ray_local, runtime, tmp_path, smollm2_dir,
         model=ModelConfig(path=str(ckpt), tokenizer=str(smollm2_dir)),  # tokenizer fallback
         tasks=TASKS,
         limit=LIMIT,
-        lineage=Lineage(dataset_digest="abc123", model_size="135M", variant="base",
-                        checkpoint_run_id="train-run-1", corpus_name="topics"),
+        lineage=Lineage(
+            dataset_digest="abc123",
+            model_size="135M",
+            variant="base",
+            checkpoint_run_id="train-run-1",
+            corpus_name="topics",
+        ),
     )
     result = evaluate_model(cfg)
     assert "Running loglikelihood requests" not in capfd.readouterr().err  # lm-eval's bars off
@@ -66,18 +72,27 @@ def test_eval_logs_scores_and_lineage(ray_local, runtime, tmp_path, smollm2_dir,
         assert metrics[f"eval.{t.task}.acc_stderr"] == pytest.approx(t.stderr)
     assert metrics["eval.avg"] == pytest.approx(sum(t.score for t in report.tasks) / 2)
     arts = {f.path for f in client.list_artifacts(run.info.run_id, "eval")}
-    assert {"eval/results.json", "eval/scores.md", "eval/lm_eval_results.json", "eval/samples"} <= arts
+    assert {
+        "eval/results.json",
+        "eval/scores.md",
+        "eval/lm_eval_results.json",
+        "eval/samples",
+    } <= arts
     stored = json.loads(Path(result.outputs["results"]).read_text())
     assert stored["average"] == pytest.approx(report.average)
     samples = client.download_artifacts(run.info.run_id, "eval/samples/local_world_facts.jsonl")
     rows = [json.loads(line) for line in Path(samples).read_text().splitlines()]
     assert len(rows) == LIMIT
     assert all(r["context"].startswith("Question: ") for r in rows)  # no chat template for base
-    assert sum(r["pred"] == r["target"] for r in rows) / LIMIT == pytest.approx(report.tasks[1].score)
+    assert sum(r["pred"] == r["target"] for r in rows) / LIMIT == pytest.approx(
+        report.tasks[1].score
+    )
 
 
 @pytest.mark.slow
-def test_sft_models_are_evaluated_with_their_system_prompt(ray_local, runtime, tmp_path, smollm2_dir):
+def test_sft_models_are_evaluated_with_their_system_prompt(
+    ray_local, runtime, tmp_path, smollm2_dir
+):
     cfg = EvalConfig(
         runtime=runtime,
         model=ModelConfig(path=str(smollm2_dir)),
@@ -89,7 +104,9 @@ def test_sft_models_are_evaluated_with_their_system_prompt(ray_local, runtime, t
     )
     result = evaluate_model(cfg)
     run_id = result.outputs["mlflow_run_id"]
-    path = MlflowClient(runtime.tracking_uri).download_artifacts(run_id, "eval/samples/local_sequences.jsonl")
+    path = MlflowClient(runtime.tracking_uri).download_artifacts(
+        run_id, "eval/samples/local_sequences.jsonl"
+    )
     first = json.loads(Path(path).read_text().splitlines()[0])
     assert first["context"].startswith("<|im_start|>system\nYou are a careful tutor.<|im_end|>")
     assert "<|im_start|>assistant" in first["context"]
@@ -97,8 +114,18 @@ def test_sft_models_are_evaluated_with_their_system_prompt(ray_local, runtime, t
 
 def test_cli_reports_checkpoint_without_tokenizer(tmp_path, smollm2_dir):
     ckpt = _without_tokenizer(smollm2_dir, tmp_path / "ckpt")
-    res = CliRunner().invoke(app, ["eval", "--model", str(ckpt), "--limit", "2",
-                                   "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(ckpt),
+            "--limit",
+            "2",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'm.db'}",
+        ],
+    )
     assert res.exit_code == 2
     assert f"checkpoint {ckpt} has no tokenizer" in " ".join(res.output.split())
 
@@ -114,10 +141,22 @@ def test_cli_reports_malformed_task_row(tmp_path, smollm2_dir):
     (tasks / "t.jsonl").write_text(
         '{"question": "a?", "choices": ["x", "y"], "answer": 0}\n{"question": "b?", "choices": ["x", "y"]}\n'
     )
-    res = CliRunner().invoke(app, ["eval", "--model", str(smollm2_dir), "--task-dir", str(tasks),
-                                   "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(smollm2_dir),
+            "--task-dir",
+            str(tasks),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'm.db'}",
+        ],
+    )
     assert res.exit_code == 2
-    assert f"{tasks / 't.jsonl'}:2: 'answer' must be the integer index" in " ".join(res.output.split())
+    assert f"{tasks / 't.jsonl'}:2: 'answer' must be the integer index" in " ".join(
+        res.output.split()
+    )
 
 
 def test_the_gpu_path_sends_the_whole_eval_to_a_ray_task(ray_local, smollm2_dir):
@@ -128,8 +167,9 @@ def test_the_gpu_path_sends_the_whole_eval_to_a_ray_task(ray_local, smollm2_dir)
     from synthdiv.evaluate.stage import EvalStage, harness_task_options, resolve_and_evaluate
     from synthdiv.evaluate.suites import task_specs
 
-    gpu = EvalConfig(model=ModelConfig(path=str(smollm2_dir), device="cuda", num_gpus=2),
-                     tasks=TASKS, limit=4)
+    gpu = EvalConfig(
+        model=ModelConfig(path=str(smollm2_dir), device="cuda", num_gpus=2), tasks=TASKS, limit=4
+    )
     assert harness_task_options(gpu) == {"num_gpus": 2.0, "num_cpus": 1}
     assert EvalStage(gpu).needs_ray
     cpu = gpu.model_copy(update={"model": gpu.model.model_copy(update={"device": "cpu"})})

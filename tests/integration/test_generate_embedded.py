@@ -26,10 +26,21 @@ def test_cli_generates_a_small_corpus_on_the_packaged_model(runtime, smollm2_ggu
         "max_text_chars": 160,  # small answers: the test is about plumbing, not prose
         "personas_per_prompt": 2,
         # one llama.cpp thread: spin-waiting thread pools crawl on a shared, oversubscribed CI box
-        "generators": [{"llm": {"backend": "embedded", "temperature": 0.7, "max_tokens": 700,
-                                "max_retries": 1, "engine_kwargs": {"n_threads": 1}}}],
+        "generators": [
+            {
+                "llm": {
+                    "backend": "embedded",
+                    "temperature": 0.7,
+                    "max_tokens": 700,
+                    "max_retries": 1,
+                    "engine_kwargs": {"n_threads": 1},
+                }
+            }
+        ],
         "output": {"shard_size": 1, "format": "parquet"},
-        "quality": {"repetition": False},  # as the quickstart: most 135M samples fail Gopher's rules
+        "quality": {
+            "repetition": False
+        },  # as the quickstart: most 135M samples fail Gopher's rules
         "score_after": False,
     }
     path = tmp_path / "gen.yaml"
@@ -39,16 +50,22 @@ def test_cli_generates_a_small_corpus_on_the_packaged_model(runtime, smollm2_ggu
     if result.exit_code != 0:  # the 135M model may reject both samples (its CPU's numerics decide)
         message = str(result.exception)
         assert "generate produced no valid samples: 2 requested" in message, result.output
-        rejects = [json.loads(line) for f in corpus_dir.parent.glob("rejects/*.jsonl")
-                   for line in f.read_text().splitlines()]
+        rejects = [
+            json.loads(line)
+            for f in corpus_dir.parent.glob("rejects/*.jsonl")
+            for line in f.read_text().splitlines()
+        ]
         assert len(rejects) == 2 and all(r["error"] for r in rejects)
         return
     manifest = json.loads((corpus_dir / "manifest.json").read_text())
     counts = manifest["counts"]
     assert counts["n_requested"] == 2 == counts["n_ok"] + counts["n_rejected"]
     assert counts["completion_tokens"] > 0
-    rejects = [json.loads(line) for f in corpus_dir.parent.glob("rejects/*.jsonl")
-               for line in f.read_text().splitlines()]
+    rejects = [
+        json.loads(line)
+        for f in corpus_dir.parent.glob("rejects/*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
     assert len(rejects) == counts["n_rejected"] and all("raw" in r for r in rejects)
     assert counts["n_ok"] > 0  # zero valid samples fails the stage (the branch above)
     if counts["n_ok"]:

@@ -28,20 +28,27 @@ MALFORMED = 'Sure! Here are the passages: {"passages": [ oops'
 
 
 def valid_answer(topic: str, n: int) -> str:
-    word = re.sub(r"[\W_]", "", topic.lower())  # distinct filler words: no repetition to trip the gate
-    return json.dumps({
-        "passages": [
-            {"concepts": [f"{topic} basics"], "text": f"Part {i} about {topic} and the ideas that go with it: "
-             + " ".join(f"{word}{n}{i}{w:02d}" for w in range(40))}
-            for i in range(3)
-        ],
-        "question": {
-            "question": f"Which statement about {topic} is right?",
-            "options": ["first", "second", "third", "fourth"],
-            "answer": "second",
-            "explanation": "Step 1: recall the passage. Step 2: pick the second option.",
-        },
-    })
+    word = re.sub(
+        r"[\W_]", "", topic.lower()
+    )  # distinct filler words: no repetition to trip the gate
+    return json.dumps(
+        {
+            "passages": [
+                {
+                    "concepts": [f"{topic} basics"],
+                    "text": f"Part {i} about {topic} and the ideas that go with it: "
+                    + " ".join(f"{word}{n}{i}{w:02d}" for w in range(40)),
+                }
+                for i in range(3)
+            ],
+            "question": {
+                "question": f"Which statement about {topic} is right?",
+                "options": ["first", "second", "third", "fourth"],
+                "answer": "second",
+                "explanation": "Step 1: recall the passage. Step 2: pick the second option.",
+            },
+        }
+    )
 
 
 def _config(server: ScriptedOpenAIServer, runtime, **overrides) -> GenerateConfig:
@@ -53,11 +60,20 @@ def _config(server: ScriptedOpenAIServer, runtime, **overrides) -> GenerateConfi
         "seed": 5,
         "output": {"shard_size": 4},
         "score_after": False,
-        "generators": [{
-            "name": "scripted",
-            "llm": {"backend": "openai", "base_url": server.base_url, "model": "gen",
-                    "max_retries": 1, "batch_size": 4, "concurrency": 1, "timeout_s": 10},
-        }],
+        "generators": [
+            {
+                "name": "scripted",
+                "llm": {
+                    "backend": "openai",
+                    "base_url": server.base_url,
+                    "model": "gen",
+                    "max_retries": 1,
+                    "batch_size": 4,
+                    "concurrency": 1,
+                    "timeout_s": 10,
+                },
+            }
+        ],
         **overrides,
     }
     return parse_config(data, GenerateConfig)
@@ -74,8 +90,11 @@ def _script(cfg_topics: list[str], bad_topic: str) -> dict[str, list[dict]]:
 def server_topics():
     from synthdiv.config import RuntimeConfig
 
-    plan = build_plan(GenerateConfig(runtime=RuntimeConfig(), family="topic", n_topics=4,
-                                     generations_per_topic=3, seed=5))
+    plan = build_plan(
+        GenerateConfig(
+            runtime=RuntimeConfig(), family="topic", n_topics=4, generations_per_topic=3, seed=5
+        )
+    )
     return [t.leaf for t in plan.topics]
 
 
@@ -114,8 +133,11 @@ def test_generation_resumes_without_loss_or_duplication_and_counts_rejects(
     assert n_bad_calls == 3 * 2  # one try + one bounded retry per bad sample
     assert calls_after_first >= 4
 
-    rejects = [json.loads(line) for f in sorted(Path(done.outputs["rejects"]).glob("*.jsonl"))
-               for line in f.read_text().splitlines()]
+    rejects = [
+        json.loads(line)
+        for f in sorted(Path(done.outputs["rejects"]).glob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
     assert sorted(r["id"] for r in rejects) == sorted(bad_ids)
     assert all(r["raw"] == MALFORMED and "invalid JSON" in r["error"] for r in rejects)
     assert all(r["attempts"] == 2 and r["meta"]["topic_path"][-1] == bad for r in rejects)
@@ -140,19 +162,28 @@ def test_generation_resumes_without_loss_or_duplication_and_counts_rejects(
     assert run.data.params["n_topics"] == "4" and run.data.params["family"] == "topic"
     assert run.data.metrics["generate.n_rejected"] == 3
     assert run.data.metrics["run.cache_hits"] >= 0
-    outputs = [d for d in run.inputs.dataset_inputs
-               if any(t.key == "mlflow.data.context" and t.value == "output" for t in d.tags)]
+    outputs = [
+        d
+        for d in run.inputs.dataset_inputs
+        if any(t.key == "mlflow.data.context" and t.value == "output" for t in d.tags)
+    ]
     assert outputs and outputs[0].dataset.digest == corpus.digest[:36]
     # one run for the job, reused by the rerun
-    same_job = client.search_runs([run.info.experiment_id],
-                                  f"tags.`{TAG_JOB}` = '{run.data.tags[TAG_JOB]}'")
+    same_job = client.search_runs(
+        [run.info.experiment_id], f"tags.`{TAG_JOB}` = '{run.data.tags[TAG_JOB]}'"
+    )
     assert len(same_job) == 1
 
 
 def test_dedup_filter_drops_duplicates_from_the_corpus(ray_local, runtime, server_topics):
     with ScriptedOpenAIServer(_script(server_topics, "no-such-topic")) as server:
-        cfg = _config(server, runtime, dedup={"filter": "near", "threshold": 0.5}, score_after=True,
-                      score={"metrics": {"distinct_n": {}, "compression_ratio": {}}, "n_seeds": 1})
+        cfg = _config(
+            server,
+            runtime,
+            dedup={"filter": "near", "threshold": 0.5},
+            score_after=True,
+            score={"metrics": {"distinct_n": {}, "compression_ratio": {}}, "n_seeds": 1},
+        )
         result = generate_corpus(cfg)
     ids = _ids(result.outputs["corpus"])
     assert sorted(i.split("-")[0] for i in ids) == ["t000000", "t000001", "t000002", "t000003"]
@@ -169,23 +200,34 @@ def test_dedup_filter_drops_duplicates_from_the_corpus(ray_local, runtime, serve
     assert run.data.metrics["score.compression_ratio"] > 0
 
 
-def test_degenerate_text_is_retried_then_rejected_by_the_quality_gate(ray_local, runtime, server_topics):
+def test_degenerate_text_is_retried_then_rejected_by_the_quality_gate(
+    ray_local, runtime, server_topics
+):
     script = _script(server_topics, "no-such-topic")
     degenerate = json.loads(valid_answer(server_topics[2], 0))
-    degenerate["passages"] = [{"concepts": ["x"], "text": str(i)} for i in range(1, 4)]  # "1", "2", "3"
+    degenerate["passages"] = [
+        {"concepts": ["x"], "text": str(i)} for i in range(1, 4)
+    ]  # "1", "2", "3"
     script[f"Subtopic: {server_topics[2]}"] = [{"content": json.dumps(degenerate)}]
     with ScriptedOpenAIServer(script) as server:
         result = generate_corpus(_config(server, runtime))
         retried = server.count(f"Subtopic: {server_topics[2]}")
-    assert result.metrics["generate.n_rejected"] == result.metrics["generate.n_rejected_quality"] == 3
+    assert (
+        result.metrics["generate.n_rejected"] == result.metrics["generate.n_rejected_quality"] == 3
+    )
     assert retried == 3 * 2  # one try + one bounded retry each
-    rejects = [json.loads(line) for f in sorted(Path(result.outputs["rejects"]).glob("*.jsonl"))
-               for line in f.read_text().splitlines()]
+    rejects = [
+        json.loads(line)
+        for f in sorted(Path(result.outputs["rejects"]).glob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
     assert all("quality: passage 1 has 1 words (< 6)" in r["error"] for r in rejects)
     assert all(r["meta"]["topic_path"][-1] == server_topics[2] for r in rejects)
 
 
-def test_no_valid_sample_fails_the_stage_with_its_counts(ray_local, runtime, server_topics, mlflow_server):
+def test_no_valid_sample_fails_the_stage_with_its_counts(
+    ray_local, runtime, server_topics, mlflow_server
+):
     from mlflow.tracking import MlflowClient
 
     from synthdiv.tracking import TAG_ERROR
@@ -196,8 +238,10 @@ def test_no_valid_sample_fails_the_stage_with_its_counts(ray_local, runtime, ser
         with pytest.raises(GenerateError) as caught:
             generate_corpus(cfg)
     message = str(caught.value)
-    assert ("12 requested, 12 answered, 12 invalid JSON, 0 rejected by the quality gate, "
-            "0 not of the sample schema, 0 engine errors") in message
+    assert (
+        "12 requested, 12 answered, 12 invalid JSON, 0 rejected by the quality gate, "
+        "0 not of the sample schema, 0 engine errors"
+    ) in message
     client = MlflowClient(mlflow_server)
     exp = client.get_experiment_by_name(runtime.experiment)
     (run,) = client.search_runs([exp.experiment_id])
@@ -208,24 +252,42 @@ def test_no_valid_sample_fails_the_stage_with_its_counts(ray_local, runtime, ser
 
 
 def test_unreachable_generator_fails_before_work(ray_local, runtime):
-    cfg = parse_config({
-        "runtime": runtime.model_dump(), "n_topics": 2, "generations_per_topic": 1, "score_after": False,
-        "generators": [{"llm": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x"}}],
-    }, GenerateConfig)
+    cfg = parse_config(
+        {
+            "runtime": runtime.model_dump(),
+            "n_topics": 2,
+            "generations_per_topic": 1,
+            "score_after": False,
+            "generators": [
+                {"llm": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x"}}
+            ],
+        },
+        GenerateConfig,
+    )
     with pytest.raises(GeneratorUnavailable, match="unreachable at http://127.0.0.1:9/v1"):
         generate_corpus(cfg)
 
 
-def test_grid_makes_one_corpus_per_cell_with_lineage_then_mix(ray_local, runtime, server_topics, tmp_path):
+def test_grid_makes_one_corpus_per_cell_with_lineage_then_mix(
+    ray_local, runtime, server_topics, tmp_path
+):
     with ScriptedOpenAIServer({"Subtopic:": [{"content": valid_answer("any", 1)}]}) as server:
         gen = _config(server, runtime).generators[0].model_dump()
-        grid = parse_config({
-            "runtime": runtime.model_dump(),
-            "name": "mini",
-            "base": {"family": "topic", "generations_per_topic": 1, "score_after": False,
-                     "output": {"shard_size": 2}, "generators": [gen]},
-            "grid": {"n_topics": [1, 2]},
-        }, GenerateGridConfig)
+        grid = parse_config(
+            {
+                "runtime": runtime.model_dump(),
+                "name": "mini",
+                "base": {
+                    "family": "topic",
+                    "generations_per_topic": 1,
+                    "score_after": False,
+                    "output": {"shard_size": 2},
+                    "generators": [gen],
+                },
+                "grid": {"n_topics": [1, 2]},
+            },
+            GenerateGridConfig,
+        )
         results = run_grid(grid)
     assert set(results) == {"T1", "T2"}
     assert len(_ids(results["T1"].outputs["corpus"])) == 1
@@ -239,17 +301,31 @@ def test_grid_makes_one_corpus_per_cell_with_lineage_then_mix(ray_local, runtime
     assert "mlflow.parentRunId" in run.data.tags
 
     real = tmp_path / "real.jsonl"
-    real.write_text("".join(json.dumps({"id": f"r{i}", "text": "word " * 10}) + "\n" for i in range(5)))
-    mix = parse_config({
-        "runtime": runtime.model_dump(),
-        "sources": [
-            {"name": "real", "corpus": {"path": str(real)}, "target_tokens": 30},
-            {"name": "syn", "corpus": {"path": results["T2"].outputs["corpus"]}, "weight": None,
-             "target_tokens": 3 * sum(len(t.split()) for t in read_corpus(
-                 CorpusConfig(path=results["T2"].outputs["corpus"]))[0].texts)},
-        ],
-        "seed": 1,
-    }, MixConfig)
+    real.write_text(
+        "".join(json.dumps({"id": f"r{i}", "text": "word " * 10}) + "\n" for i in range(5))
+    )
+    mix = parse_config(
+        {
+            "runtime": runtime.model_dump(),
+            "sources": [
+                {"name": "real", "corpus": {"path": str(real)}, "target_tokens": 30},
+                {
+                    "name": "syn",
+                    "corpus": {"path": results["T2"].outputs["corpus"]},
+                    "weight": None,
+                    "target_tokens": 3
+                    * sum(
+                        len(t.split())
+                        for t in read_corpus(CorpusConfig(path=results["T2"].outputs["corpus"]))[
+                            0
+                        ].texts
+                    ),
+                },
+            ],
+            "seed": 1,
+        },
+        MixConfig,
+    )
     mixed = mix_corpora(mix)
     rows = {r["source"]: r for r in mixed.extra["manifest"]["sources"]}
     assert rows["real"]["effective_tokens"] == 30 and rows["real"]["docs_out"] == 3
@@ -267,7 +343,9 @@ def test_taxonomy_from_corpus_feeds_generation(ray_local, tmp_path):
     answer = {"path": ["Cooking", "Baking", "Bread"], "keywords": ["yeast", "flour", "proofing"]}
     script = {
         "about bread": [{"content": json.dumps(answer)}],
-        "about sourdough": [{"content": json.dumps({**answer, "keywords": ["starter", "yeast", "acidity"]})}],
+        "about sourdough": [
+            {"content": json.dumps({**answer, "keywords": ["starter", "yeast", "acidity"]})}
+        ],
         "about nothing": [{"content": "I cannot classify this."}],
     }
     corpus = Corpus(ids=["a", "b", "c"], texts=["about bread", "about sourdough", "about nothing"])

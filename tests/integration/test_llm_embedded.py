@@ -41,13 +41,15 @@ def backend(smollm2_gguf):
 
 
 def test_default_model_is_the_packaged_smollm2_requantized_once(tmp_path, monkeypatch):
-    from gguf import GGUFReader, GGMLQuantizationType
+    from gguf import GGMLQuantizationType, GGUFReader
 
     from synthdiv.models import smollm2_chat_gguf, smollm2_gguf_path
 
     monkeypatch.setenv("SYNTHDIV_CACHE", str(tmp_path))
     q8 = smollm2_chat_gguf()
-    assert q8.parent == tmp_path and [p.name for p in tmp_path.iterdir()] == [q8.name]  # no temp left
+    assert q8.parent == tmp_path and [p.name for p in tmp_path.iterdir()] == [
+        q8.name
+    ]  # no temp left
     types = {t.tensor_type for t in GGUFReader(q8).tensors if t.name.endswith("ffn_down.weight")}
     assert types == {GGMLQuantizationType.Q8_0}
     source = {t.name: t.shape.tolist() for t in GGUFReader(smollm2_gguf_path()).tensors}
@@ -131,8 +133,13 @@ def test_concurrency_without_ray_is_a_clear_error(smollm2_gguf):
         "except RuntimeError as err:\n"
         "    print('ERROR:', err)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=os.getcwd()),
+    )
     assert "ERROR:" in out.stdout and "concurrency" in out.stdout, out.stdout + out.stderr
 
 
@@ -164,10 +171,15 @@ def _load_as_if_amx(amx: bool) -> dict:
     cpu.llama_build_features = lambda: {"AVX2": True, "AMX_INT8": True}
     defaults = lib.llama_model_default_params
     chat = LlamaChat(str(smollm2_chat_gguf()), 512, {}, 1)
-    answer = chat.answer(ChatRequest(id="a", messages=[{"role": "user", "content": "Hi"}], max_tokens=4))
-    return {"extra_bufts": chat.llama.model_params.use_extra_bufts, "ok": answer.ok,
-            "defaults_restored": lib.llama_model_default_params is defaults,
-            "stats": chat.stats()["extra_buffers"]}
+    answer = chat.answer(
+        ChatRequest(id="a", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    )
+    return {
+        "extra_bufts": chat.llama.model_params.use_extra_bufts,
+        "ok": answer.ok,
+        "defaults_restored": lib.llama_model_default_params is defaults,
+        "stats": chat.stats()["extra_buffers"],
+    }
 
 
 @pytest.mark.parametrize("amx", [True, False])

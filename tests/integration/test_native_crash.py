@@ -27,24 +27,42 @@ SYNTHDIV = str(Path(sys.executable).with_name("synthdiv"))
 STUDY = {
     "name": "crash",
     "generate": {
-        "n_topics": 1, "generations_per_topic": 2, "family": "topic", "max_text_chars": 200,
-        "generators": [{"llm": {"backend": "embedded", "max_tokens": 64, "concurrency": 2,
-                                "batch_size": 1, "max_retries": 0}}],
+        "n_topics": 1,
+        "generations_per_topic": 2,
+        "family": "topic",
+        "max_text_chars": 200,
+        "generators": [
+            {
+                "llm": {
+                    "backend": "embedded",
+                    "max_tokens": 64,
+                    "concurrency": 2,
+                    "batch_size": 1,
+                    "max_retries": 0,
+                }
+            }
+        ],
         "output": {"shard_size": 2},
     },
     "corpora": [{"name": "one", "generate": {}}, {"name": "two", "generate": {"seed": 1}}],
     "score": {"n_seeds": 1, "metrics": {"distinct_n": {}}},
-    "pretrain": {"data": {"seq_len": 64},
-                 "train": {"schedule": {"global_batch_size": 4, "micro_batch_size": 4, "max_steps": 2},
-                           "scale": {"num_workers": 1}}},
+    "pretrain": {
+        "data": {"seq_len": 64},
+        "train": {
+            "schedule": {"global_batch_size": 4, "micro_batch_size": 4, "max_steps": 2},
+            "scale": {"num_workers": 1},
+        },
+    },
     "sft": None,
     "eval": {"suite": "local", "tasks": ["local_arithmetic"], "limit": 8},
 }
 
 
 def _env(tmp_path: Path, inject: str) -> dict[str, str]:
-    return dict(os.environ, **{ENV_INJECT: inject, ENV_CRASH_DIR: str(tmp_path / "crash"),
-                               "PYTHONPATH": os.getcwd()})
+    return dict(
+        os.environ,
+        **{ENV_INJECT: inject, ENV_CRASH_DIR: str(tmp_path / "crash"), "PYTHONPATH": os.getcwd()},
+    )
 
 
 def _runs(tracking_uri: str, experiment: str) -> dict[str, list]:
@@ -57,22 +75,29 @@ def _runs(tracking_uri: str, experiment: str) -> dict[str, list]:
 
 
 def _assert_crash_message(text: str, engine: str, signal: str, tmp_path: Path) -> Path:
-    assert re.search(rf"error: {re.escape(engine)}[^\n]* died with {signal}; crash report: ", text), \
-        text[-3000:]
+    assert re.search(
+        rf"error: {re.escape(engine)}[^\n]* died with {signal}; crash report: ", text
+    ), text[-3000:]
     report = Path(text.split("crash report: ")[1].split()[0].rstrip(";"))
-    assert report.parent == tmp_path / "crash" and f"Fatal Python error" in report.read_text()
+    assert report.parent == tmp_path / "crash" and "Fatal Python error" in report.read_text()
     return report
 
 
 def test_llm_engine_crash_fails_generate_and_stops_the_study(runtime, tmp_path, smollm2_gguf):
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump(STUDY | {"runtime": runtime.model_dump()}))
-    out = subprocess.run([SYNTHDIV, "run", str(config)], capture_output=True, text=True,
-                         timeout=600, env=_env(tmp_path, "llm-engine:SIGSEGV"))
+    out = subprocess.run(
+        [SYNTHDIV, "run", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(tmp_path, "llm-engine:SIGSEGV"),
+    )
     assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-3000:]
     assert "Traceback" not in out.stderr  # an expected failure: the message, whole
-    report = _assert_crash_message(out.stderr, "embedded LLM engine (llama.cpp, gguf:", "SIGSEGV",
-                                   tmp_path)
+    report = _assert_crash_message(
+        out.stderr, "embedded LLM engine (llama.cpp, gguf:", "SIGSEGV", tmp_path
+    )
     assert "Current thread" in out.stderr and " in answer" in out.stderr  # where it crashed
     assert " in answer" in report.read_text()  # the stack shows the call that crashed
     runs = _runs(runtime.tracking_uri, runtime.experiment)
@@ -95,19 +120,31 @@ def test_engine_crash_without_ray_is_an_error_in_the_caller(tmp_path, smollm2_gg
         "    print('CAUGHT', err)\n"
         "print('caller alive')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300, env=_env(tmp_path, "llm-engine:SIGABRT"))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(tmp_path, "llm-engine:SIGABRT"),
+    )
     assert out.returncode == 0 and "caller alive" in out.stdout, out.stdout + out.stderr
-    _assert_crash_message(out.stdout.replace("CAUGHT ", "error: "), "embedded LLM engine",
-                          "SIGABRT", tmp_path)
+    _assert_crash_message(
+        out.stdout.replace("CAUGHT ", "error: "), "embedded LLM engine", "SIGABRT", tmp_path
+    )
 
 
 def test_embedding_actor_crash_fails_score_once_not_forever(runtime, tmp_path, minilm):
     config = tmp_path / "score.yaml"
-    config.write_text(yaml.safe_dump({"runtime": runtime.model_dump(), "n_seeds": 1,
-                                      "metrics": {"vendi": {}}}))
+    config.write_text(
+        yaml.safe_dump({"runtime": runtime.model_dump(), "n_seeds": 1, "metrics": {"vendi": {}}})
+    )
     out = subprocess.run(
-        [SYNTHDIV, "score", "-c", str(config)], capture_output=True, text=True, timeout=600, env=_env(tmp_path, "embed-actor:SIGSEGV"))
+        [SYNTHDIV, "score", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(tmp_path, "embed-actor:SIGSEGV"),
+    )
     assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-3000:]
     _assert_crash_message(out.stderr, "embedding actor", "SIGSEGV", tmp_path)
     (score,) = _runs(runtime.tracking_uri, runtime.experiment)["score"]

@@ -20,7 +20,28 @@ from synthdiv.train.trainer import TrainingDivergedError
 
 pytestmark = pytest.mark.slow
 
-WORDS = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "over", "green", "hills", "and", "rivers", "flow", "into", "seas", "under", "bright", "skies"]
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "mat",
+    "while",
+    "dogs",
+    "ran",
+    "over",
+    "green",
+    "hills",
+    "and",
+    "rivers",
+    "flow",
+    "into",
+    "seas",
+    "under",
+    "bright",
+    "skies",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +49,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A small repetitive JSONL corpus (id/text rows): easy to learn, so the loss must fall."""
     rng = random.Random(0)
     path = tmp_path_factory.mktemp("corpus") / "docs.jsonl"
-    rows = [{"id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))}
-            for i in range(150)]
+    rows = [
+        {"id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))}
+        for i in range(150)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
 
@@ -43,14 +66,20 @@ def config(runtime, corpus: str, ray_data: bool = False, **train) -> PretrainCon
     }
     for key, value in train.items():
         block[key] = {**block.get(key, {}), **value}
-    return parse_config({
-        "runtime": runtime.model_dump(),
-        "data": {"corpora": [{"corpus": {"path": corpus}}], "seq_len": 32,
-                 "tokenize_with_ray": ray_data},
-        "model": {"preset": "tiny"},
-        "train": block,
-        "diversity_scores": {"cluster_agent": 3.9},
-    }, PretrainConfig)
+    return parse_config(
+        {
+            "runtime": runtime.model_dump(),
+            "data": {
+                "corpora": [{"corpus": {"path": corpus}}],
+                "seq_len": 32,
+                "tokenize_with_ray": ray_data,
+            },
+            "model": {"preset": "tiny"},
+            "train": block,
+            "diversity_scores": {"cluster_agent": 3.9},
+        },
+        PretrainConfig,
+    )
 
 
 def weights(result) -> dict:
@@ -64,11 +93,18 @@ def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus
     first = run_stage(PretrainStage(cfg))
     client = MlflowClient(mlflow_server)
     run_id = first.outputs["mlflow_run_id"]
-    losses = [m.value for m in sorted(client.get_metric_history(run_id, "train/loss"),
-                                      key=lambda m: m.step)]
+    losses = [
+        m.value
+        for m in sorted(client.get_metric_history(run_id, "train/loss"), key=lambda m: m.step)
+    ]
     assert len(losses) == 6 and losses[-1] < losses[0] - 0.5
-    for key in ("train/lr", "train/grad_norm", "train/tokens_per_s", "train/mfu",
-                "train/tokens_seen"):
+    for key in (
+        "train/lr",
+        "train/grad_norm",
+        "train/tokens_per_s",
+        "train/mfu",
+        "train/tokens_seen",
+    ):
         assert client.get_metric_history(run_id, key), key
     [prepare] = client.get_metric_history(run_id, "data.prepare_seconds")
     assert prepare.value > 0 and client.get_metric_history(run_id, "data.tokens_per_s")[0].value > 0
@@ -82,13 +118,18 @@ def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus
     torn = Path(first.outputs["checkpoints"]) / "step_00000007"
     torn.mkdir()
     (torn / "state.pt").write_bytes(b"half a checkpoint")
-    longer = config(runtime.model_copy(update={"job_id": "pretrain-resume"}), corpus,
-                    ray_data=True, schedule={"max_steps": 8})
+    longer = config(
+        runtime.model_copy(update={"job_id": "pretrain-resume"}),
+        corpus,
+        ray_data=True,
+        schedule={"max_steps": 8},
+    )
     second = run_stage(PretrainStage(longer))
     assert second.outputs["mlflow_run_id"] == run_id  # same MLflow run, not a duplicate
     runs = client.search_runs(
         [client.get_run(run_id).info.experiment_id],
-        filter_string=f"tags.`{TAG_JOB}` = 'pretrain-resume'")
+        filter_string=f"tags.`{TAG_JOB}` = 'pretrain-resume'",
+    )
     assert len(runs) == 1
     tags = client.get_run(run_id).data.tags
     assert tags["synthdiv.train.resumed_from_step"] == "6"
@@ -99,13 +140,19 @@ def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus
 
 def test_killed_worker_resumes_to_identical_weights(ray_local, runtime, corpus, mlflow_server):
     clean = run_stage(PretrainStage(config(runtime, corpus)))
-    faulty_cfg = config(runtime, corpus, checkpoint={"max_failures": 1},
-                        faults={"fail_at_step": 3, "fail_rank": 1, "fail_mode": "exit"})
+    faulty_cfg = config(
+        runtime,
+        corpus,
+        checkpoint={"max_failures": 1},
+        faults={"fail_at_step": 3, "fail_rank": 1, "fail_mode": "exit"},
+    )
     faulty = run_stage(PretrainStage(faulty_cfg))
     assert clean.outputs["mlflow_run_id"] != faulty.outputs["mlflow_run_id"]
     tags = MlflowClient(mlflow_server).get_run(faulty.outputs["mlflow_run_id"]).data.tags
     assert tags["synthdiv.train.resumed_from_step"] == "2"  # restarted from the step-2 checkpoint
-    history = MlflowClient(mlflow_server).get_metric_history(faulty.outputs["mlflow_run_id"], "train/loss")
+    history = MlflowClient(mlflow_server).get_metric_history(
+        faulty.outputs["mlflow_run_id"], "train/loss"
+    )
     steps = [m.step for m in history]
     assert sorted(steps) == list(range(1, 7))  # step 3 ran twice, but is in the curve once
     a, b = weights(clean), weights(faulty)
@@ -152,16 +199,20 @@ def test_checkpoint_eval_config_is_checked_before_training(runtime, corpus):
 
 def test_fsdp2_inside_ray_train_reaches_the_ddp_weights(ray_local, runtime, corpus):
     ddp = run_stage(PretrainStage(config(runtime, corpus, schedule={"max_steps": 3})))
-    fsdp = run_stage(PretrainStage(config(runtime, corpus, schedule={"max_steps": 3},
-                                          scale={"strategy": "fsdp"})))
+    fsdp = run_stage(
+        PretrainStage(
+            config(runtime, corpus, schedule={"max_steps": 3}, scale={"strategy": "fsdp"})
+        )
+    )
     a, b = weights(ddp), weights(fsdp)
     assert a.keys() == b.keys()
     for name in a:  # same data, seeds and math; only the reduction order differs
         assert torch.allclose(a[name], b[name], atol=1e-5), name
 
 
-def test_a_worker_dying_of_a_signal_fails_the_stage_with_its_crash_report(ray_local, runtime, corpus,
-                                                                         mlflow_server):
+def test_a_worker_dying_of_a_signal_fails_the_stage_with_its_crash_report(
+    ray_local, runtime, corpus, mlflow_server
+):
     from synthdiv.errors import EngineCrashError
     from synthdiv.tracking import TAG_ERROR
 
@@ -173,7 +224,9 @@ def test_a_worker_dying_of_a_signal_fails_the_stage_with_its_crash_report(ray_lo
     assert err.log and "before_step" in Path(err.log).read_text()  # the stack of the dying call
     client = MlflowClient(mlflow_server)
     exp = client.get_experiment_by_name(runtime.experiment)
-    (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`synthdiv.stage` = 'pretrain'")
+    (run,) = client.search_runs(
+        [exp.experiment_id], filter_string="tags.`synthdiv.stage` = 'pretrain'"
+    )
     assert run.info.status == "FAILED" and "SIGABRT" in run.data.tags[TAG_ERROR]
 
 
@@ -182,5 +235,8 @@ def test_new_scores_or_worker_count_reuse_the_finished_pretrain(ray_local, runti
     moved = config(runtime, corpus, scale={"num_workers": 1, "cpus_per_worker": 1})
     moved = moved.model_copy(update={"diversity_scores": {"cluster_agent": 4.4}})
     again = run_stage(PretrainStage(moved), reuse=True)
-    assert again.extra.get("reused") and again.outputs["mlflow_run_id"] == first.outputs["mlflow_run_id"]
+    assert (
+        again.extra.get("reused")
+        and again.outputs["mlflow_run_id"] == first.outputs["mlflow_run_id"]
+    )
     assert again.outputs["model"] == first.outputs["model"]

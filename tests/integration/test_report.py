@@ -25,7 +25,10 @@ N_CORPORA = 8
 # metric → (higher is more diverse, how the metric follows a corpus's quality q in [0, 1])
 METRICS = {
     "vendi": (True, lambda q, noise: 4 + 6 * q + 0.3 * noise),  # tracks accuracy closely
-    "self_repetition": (False, lambda q, noise: 0.6 - 0.4 * q + 0.2 * noise),  # lower = more diverse
+    "self_repetition": (
+        False,
+        lambda q, noise: 0.6 - 0.4 * q + 0.2 * noise,
+    ),  # lower = more diverse
     "distinct_n": (True, lambda q, noise: 0.5 + 0.05 * noise),  # unrelated to accuracy
     "kl_tiny": (True, lambda q, noise: 2e-8 + 1e-9 * noise),  # tiny magnitudes, as in the issue
 }
@@ -49,8 +52,14 @@ def log_study(uri: str, experiment: str, seed: int = 0) -> None:
     for i, quality in enumerate(np.linspace(0, 1, N_CORPORA)):
         digest, name = f"digest{i:02d}", f"corpus-{i}"
         common = {"synthdiv.dataset_digest": digest, "synthdiv.corpus_name": name}
-        run = client.create_run(exp_id, tags=common | {"synthdiv.stage": "score"} | {
-            f"div.{m}.higher_is_more_diverse": str(up).lower() for m, (up, _) in METRICS.items()})
+        run = client.create_run(
+            exp_id,
+            tags=common
+            | {"synthdiv.stage": "score"}
+            | {
+                f"div.{m}.higher_is_more_diverse": str(up).lower() for m, (up, _) in METRICS.items()
+            },
+        )
         for metric, (_, follow) in METRICS.items():
             value = follow(quality, rng.normal())
             half = abs(value) * 0.05
@@ -59,8 +68,15 @@ def log_study(uri: str, experiment: str, seed: int = 0) -> None:
             client.log_metric(run.info.run_id, f"div.{metric}.ci_high", value + half)
         client.set_terminated(run.info.run_id)
         for variant, gain in (("base", 0.0), ("sft", 0.1)):
-            run = client.create_run(exp_id, tags=common | {
-                "synthdiv.stage": "eval", "synthdiv.model_size": "tiny", "synthdiv.variant": variant})
+            run = client.create_run(
+                exp_id,
+                tags=common
+                | {
+                    "synthdiv.stage": "eval",
+                    "synthdiv.model_size": "tiny",
+                    "synthdiv.variant": variant,
+                },
+            )
             accuracy = 0.3 + gain + 0.3 * quality + 0.02 * rng.normal()
             client.log_metric(run.info.run_id, "eval.avg", accuracy)
             client.set_terminated(run.info.run_id)
@@ -73,8 +89,8 @@ def _artifact_csv(client: MlflowClient, run_id: str, name: str, dst: Path) -> li
 
 def _ranking_rows(page: str) -> list[list[str]]:
     """The cells of the first table in the answer section (the metric ranking)."""
-    answer = page[page.index("<section id='answer'>"):page.index("<section id='scores'>")]
-    table = answer[answer.index("<table>"):answer.index("</table>")]
+    answer = page[page.index("<section id='answer'>") : page.index("<section id='scores'>")]
+    table = answer[answer.index("<table>") : answer.index("</table>")]
     rows = re.findall(r"<tr>(.*?)</tr>", table)[1:]
     return [re.findall(r"<td>(.*?)</td>", row) for row in rows]
 
@@ -86,16 +102,21 @@ def test_report_puts_the_ranking_with_cis_first(runtime, tmp_path):
     client = MlflowClient(runtime.tracking_uri)
     run_id = client.search_runs(
         [client.get_experiment_by_name(runtime.experiment).experiment_id],
-        filter_string="tags.`synthdiv.stage` = 'correlate'")[0].info.run_id
+        filter_string="tags.`synthdiv.stage` = 'correlate'",
+    )[0].info.run_id
     ranking = [r["metric"] for r in _artifact_csv(client, run_id, "ranking.csv", tmp_path / "a")]
     correlations = _artifact_csv(client, run_id, "correlations.csv", tmp_path / "b")
     assert result.metrics["corr.n_corpora"] == N_CORPORA
 
-    page = write_report(runtime.tracking_uri, runtime.experiment, tmp_path / "report.html").read_text()
+    page = write_report(
+        runtime.tracking_uri, runtime.experiment, tmp_path / "report.html"
+    ).read_text()
 
     # the answer comes first, then the evidence (test_study.py checks the config, last)
-    order = [page.index(f"<section id='{key}'>") for key in
-             ("answer", "scores", "training", "evals", "samples", "config")]
+    order = [
+        page.index(f"<section id='{key}'>")
+        for key in ("answer", "scores", "training", "evals", "samples", "config")
+    ]
     assert order == sorted(order)
 
     # the ranking table follows the correlate stage's ranking, one column per (size, variant)
@@ -112,7 +133,9 @@ def test_report_puts_the_ranking_with_cis_first(runtime, tmp_path):
     top = [r for r in correlations if r["metric"] == ranking[0]]
     lows = [float(r["spearman_ci_low"]) * int(r["direction"]) for r in top]
     highs = [float(r["spearman_ci_high"]) * int(r["direction"]) for r in top]
-    excludes_zero = all(lo * hi > 0 for lo, hi in zip(lows, highs)) and len({lo > 0 for lo in lows}) == 1
+    excludes_zero = (
+        all(lo * hi > 0 for lo, hi in zip(lows, highs)) and len({lo > 0 for lo in lows}) == 1
+    )
     assert N_CORPORA >= MIN_CORPORA_FOR_CLAIM
     trust = re.search(r"<p class='trust'>(.*?)</p>", page).group(1)
     assert f"n = {N_CORPORA} corpora" in trust and ranking[0] in trust
@@ -121,7 +144,7 @@ def test_report_puts_the_ranking_with_cis_first(runtime, tmp_path):
     # numbers at sensible precision: no exponent notation, tiny magnitudes share a power of ten
     text = re.sub(r'src="data:[^"]*"', "", page)  # the inlined images are base64, not numbers
     assert not re.search(r"\d[eE][-+]\d", text)
-    scores = page[page.index("<section id='scores'>"):page.index("<section id='training'>")]
+    scores = page[page.index("<section id='scores'>") : page.index("<section id='training'>")]
     tiny = re.findall(r"<td>(\d\.\d+ \[\d\.\d+, \d\.\d+\] ×10⁻⁸)</td>", scores)
     assert len(tiny) == N_CORPORA and "<th>kl_tiny ↑</th>" in scores  # 8 corpora: one row each
 

@@ -40,12 +40,14 @@ out["driver_after"] = env()
 print(json.dumps(out))
 """
 
+
 def test_workers_inherit_the_worker_env_and_the_driver_env_is_restored():
     driver_env = {**os.environ, "OMP_NUM_THREADS": "7", "RAY_AUTH_MODE": "disabled"}
     driver_env.pop("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", None)
     driver_env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run([sys.executable, "-c", PROBE], env=driver_env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE], env=driver_env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["task"] == LOCAL_WORKER_ENV

@@ -16,9 +16,20 @@ def _corpus(tmp_path, n_topics=4, per_topic=10, bad_rows=True):
     lines = []
     for t in range(n_topics):
         for i in range(per_topic):
-            lines.append(json.dumps({"id": f"{t}-{i}", "text": f"A note about {topics[t]}, number {i}: {topics[t]} matter {i * t}."}))
+            lines.append(
+                json.dumps(
+                    {
+                        "id": f"{t}-{i}",
+                        "text": f"A note about {topics[t]}, number {i}: {topics[t]} matter {i * t}.",
+                    }
+                )
+            )
     if bad_rows:
-        lines += ['{"id": "x", "text": ""}', "not json at all", json.dumps({"id": "0-0", "text": "dup"})]
+        lines += [
+            '{"id": "x", "text": ""}',
+            "not json at all",
+            json.dumps({"id": "0-0", "text": "dup"}),
+        ]
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "c.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -28,7 +39,9 @@ def _corpus(tmp_path, n_topics=4, per_topic=10, bad_rows=True):
 @pytest.mark.slow
 def test_score_logs_every_metric_and_quarantines(ray_local, runtime, tmp_path):
     path = _corpus(tmp_path)
-    cfg = ScoreConfig(runtime=runtime, corpus=CorpusConfig(path=str(path)), metrics=FAST_METRICS, n_seeds=2)
+    cfg = ScoreConfig(
+        runtime=runtime, corpus=CorpusConfig(path=str(path)), metrics=FAST_METRICS, n_seeds=2
+    )
     result = score_corpus(cfg)
     extra = result.extra
     assert extra["validation"].n_in == 43 and extra["validation"].n_rejected == 3
@@ -41,7 +54,9 @@ def test_score_logs_every_metric_and_quarantines(ray_local, runtime, tmp_path):
         assert run.data.metrics[keys["ci_low"]] <= value <= run.data.metrics[keys["ci_high"]]
     assert run.data.metrics["corpus.n_rejected"] == 3
     assert run.info.status == "FINISHED"
-    artifacts = {f.path for f in MlflowClient(runtime.tracking_uri).list_artifacts(run.info.run_id, "report")}
+    artifacts = {
+        f.path for f in MlflowClient(runtime.tracking_uri).list_artifacts(run.info.run_id, "report")
+    }
     assert {"report/scores.json", "report/scores.md", "report/scores.png"} <= artifacts
     # a rerun of the same job lands in the same run and reuses the embedding shards
     again = score_corpus(cfg)
@@ -54,8 +69,12 @@ def test_a_finished_score_is_not_computed_again_even_without_its_mlflow_run(
 ):
     import synthdiv.score as score_module
 
-    cfg = ScoreConfig(runtime=runtime, corpus=CorpusConfig(path=str(_corpus(tmp_path, bad_rows=False))),
-                      metrics={"distinct_n": {}, "compression_ratio": {}}, n_seeds=1)
+    cfg = ScoreConfig(
+        runtime=runtime,
+        corpus=CorpusConfig(path=str(_corpus(tmp_path, bad_rows=False))),
+        metrics={"distinct_n": {}, "compression_ratio": {}},
+        n_seeds=1,
+    )
     first = score_corpus(cfg)
     MlflowClient(runtime.tracking_uri).delete_run(first.outputs["mlflow_run_id"])  # record gone
 
@@ -76,7 +95,9 @@ def test_more_topics_score_more_diverse(ray_local, runtime, tmp_path):
     wide = _corpus(tmp_path / "b", n_topics=5, per_topic=4, bad_rows=False)
     values = {}
     for label, path in {"narrow": narrow, "wide": wide}.items():
-        cfg = ScoreConfig(runtime=runtime, corpus=CorpusConfig(path=str(path)), metrics={"vendi": {}}, n_seeds=1)
+        cfg = ScoreConfig(
+            runtime=runtime, corpus=CorpusConfig(path=str(path)), metrics={"vendi": {}}, n_seeds=1
+        )
         values[label] = score_corpus(cfg).extra["rows"][0]["value"]
     assert values["wide"] > values["narrow"]
 

@@ -34,17 +34,23 @@ def base_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_sft_trains_on_assistant_tokens_and_logs_a_loadable_model(
-        ray_local, runtime, base_model, mlflow_server):
+    ray_local, runtime, base_model, mlflow_server
+):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cfg = parse_config({
-        "runtime": runtime.model_dump(),
-        "base_model": base_model,
-        "data": {"seq_len": 96},
-        "train": {"schedule": {"global_batch_size": 8, "micro_batch_size": 2, "max_steps": 4},
-                  "scale": {"num_workers": 2, "cpus_per_worker": 0.5},
-                  "checkpoint": {"every_steps": 2}},
-    }, SftConfig)
+    cfg = parse_config(
+        {
+            "runtime": runtime.model_dump(),
+            "base_model": base_model,
+            "data": {"seq_len": 96},
+            "train": {
+                "schedule": {"global_batch_size": 8, "micro_batch_size": 2, "max_steps": 4},
+                "scale": {"num_workers": 2, "cpus_per_worker": 0.5},
+                "checkpoint": {"every_steps": 2},
+            },
+        },
+        SftConfig,
+    )
     assert cfg.train.optim.lr == 2e-5 and cfg.train.optim.weight_decay == 0.0
     result = run_stage(SftStage(cfg))
 
@@ -60,15 +66,18 @@ def test_sft_trains_on_assistant_tokens_and_logs_a_loadable_model(
     client = MlflowClient(mlflow_server)
     history = client.get_metric_history(result.outputs["mlflow_run_id"], "train/loss")
     assert len(history) == 4 and all(np.isfinite(m.value) for m in history)
-    assert client.get_logged_model(result.outputs["model_id"]).tags["synthdiv.base_model"] == \
-        base_model
+    assert (
+        client.get_logged_model(result.outputs["model_id"]).tags["synthdiv.base_model"]
+        == base_model
+    )
     model = AutoModelForCausalLM.from_pretrained(result.outputs["model"])
     assert model.config.num_hidden_layers == 2
     assert (Path(result.outputs["model"]) / "tokenizer.json").is_file()
 
 
 def test_missing_base_model_is_a_clear_error(ray_local, runtime, tmp_path):
-    cfg = parse_config({"runtime": runtime.model_dump(), "base_model": str(tmp_path / "none")},
-                       SftConfig)
+    cfg = parse_config(
+        {"runtime": runtime.model_dump(), "base_model": str(tmp_path / "none")}, SftConfig
+    )
     with pytest.raises(FileNotFoundError, match="not found"):
         run_stage(SftStage(cfg))

@@ -25,16 +25,39 @@ from tests.support.openai_server import ScriptedOpenAIServer
 TINY_STUDY = {
     "name": "tiny",
     "generate": {
-        "n_topics": 1, "generations_per_topic": 2, "family": "topic", "max_text_chars": 200,
-        "generators": [{"name": "scripted", "llm": {"backend": "openai", "base_url": "set-by-test", "model": "gen", "max_retries": 1, "timeout_s": 30}}],
+        "n_topics": 1,
+        "generations_per_topic": 2,
+        "family": "topic",
+        "max_text_chars": 200,
+        "generators": [
+            {
+                "name": "scripted",
+                "llm": {
+                    "backend": "openai",
+                    "base_url": "set-by-test",
+                    "model": "gen",
+                    "max_retries": 1,
+                    "timeout_s": 30,
+                },
+            }
+        ],
         "output": {"shard_size": 2},
     },
-    "corpora": [{"name": "one", "generate": {}}, {"name": "two", "generate": {"n_topics": 2, "generations_per_topic": 1, "family": "topic_style"}}],
+    "corpora": [
+        {"name": "one", "generate": {}},
+        {
+            "name": "two",
+            "generate": {"n_topics": 2, "generations_per_topic": 1, "family": "topic_style"},
+        },
+    ],
     "score": {"n_seeds": 1, "metrics": {"distinct_n": {}, "vendi": {}}},
     "pretrain": {
         "data": {"seq_len": 64},
-        "train": {"schedule": {"global_batch_size": 4, "micro_batch_size": 4, "max_steps": 3},
-                  "scale": {"num_workers": 1}, "checkpoint": {"every_steps": 3}},
+        "train": {
+            "schedule": {"global_batch_size": 4, "micro_batch_size": 4, "max_steps": 3},
+            "scale": {"num_workers": 1},
+            "checkpoint": {"every_steps": 3},
+        },
     },
     "sft": None,
     "eval": {"suite": "local", "tasks": ["local_arithmetic"], "limit": 8},
@@ -44,8 +67,20 @@ TINY_STUDY = {
 
 def _cfg(runtime, base_url="http://127.0.0.1:9/v1", **changes):
     data = TINY_STUDY | {"runtime": runtime.model_dump()} | changes
-    data["generate"] = data["generate"] | {"generators": [{"name": "scripted", "llm": {
-        "backend": "openai", "base_url": base_url, "model": "gen", "max_retries": 1, "timeout_s": 30}}]}
+    data["generate"] = data["generate"] | {
+        "generators": [
+            {
+                "name": "scripted",
+                "llm": {
+                    "backend": "openai",
+                    "base_url": base_url,
+                    "model": "gen",
+                    "max_retries": 1,
+                    "timeout_s": 30,
+                },
+            }
+        ]
+    }
     return parse_config(data, StudyConfig)
 
 
@@ -58,48 +93,76 @@ def test_conflicting_stage_configs_fail_before_anything_runs(runtime):
 
 
 def test_grid_expands_to_one_corpus_per_cell():
-    cfg = parse_config(TINY_STUDY | {"corpora": [], "grid": {"n_topics": [1, 2], "family": ["topic", "topic_style"]}}, StudyConfig)
+    cfg = parse_config(
+        TINY_STUDY
+        | {"corpora": [], "grid": {"n_topics": [1, 2], "family": ["topic", "topic_style"]}},
+        StudyConfig,
+    )
     assert [c.name for c in cfg.corpora] == [
-        "n_topics-1_family-topic", "n_topics-1_family-topic_style",
-        "n_topics-2_family-topic", "n_topics-2_family-topic_style",
+        "n_topics-1_family-topic",
+        "n_topics-1_family-topic_style",
+        "n_topics-2_family-topic",
+        "n_topics-2_family-topic_style",
     ]
 
 
-def _check_report(page: str, uri: str, experiment_id: str, metrics: set[str], downloads: Path) -> None:
+def _check_report(
+    page: str, uri: str, experiment_id: str, metrics: set[str], downloads: Path
+) -> None:
     """The study's report leads with its correlation figures and keeps the config for last."""
     client = MlflowClient(uri)
     sections = re.findall(r"<section id='(\w+)'><h2>([^<]+)</h2>", page)
-    assert [key for key, _ in sections] == ["answer", "scores", "training", "evals", "samples", "config"]
+    assert [key for key, _ in sections] == [
+        "answer",
+        "scores",
+        "training",
+        "evals",
+        "samples",
+        "config",
+    ]
     assert sections[0][1] == "Diversity vs accuracy"
-    config = page[page.index("<section id='config'>"):]
+    config = page[page.index("<section id='config'>") :]
     assert config.count("<details>") == 1 and "<details open" not in config  # collapsed
 
     # every figure the correlate stage wrote (nested under its artifact dir) is on the page
-    (run,) = client.search_runs([experiment_id], filter_string="tags.`synthdiv.stage` = 'correlate'")
+    (run,) = client.search_runs(
+        [experiment_id], filter_string="tags.`synthdiv.stage` = 'correlate'"
+    )
     pngs = [p for p in Tracker(uri, run.info.run_id).list_artifact_files() if p.endswith(".png")]
     names = {Path(p).name for p in pngs}
     assert names == {f"scatter_{m}.png" for m in metrics} | {"ranking.png"}, names
-    answer = page[:page.index("<section id='scores'>")]
+    answer = page[: page.index("<section id='scores'>")]
     for path in pngs:
         png = Path(client.download_artifacts(run.info.run_id, path, str(downloads))).read_bytes()
-        assert f'alt="{path}" src="data:image/png;base64,{base64.b64encode(png).decode()}"' in answer
+        assert (
+            f'alt="{path}" src="data:image/png;base64,{base64.b64encode(png).decode()}"' in answer
+        )
     assert "no correlation artifacts" not in page
     # two corpora: the page says plainly that this is no evidence
-    assert re.search(r"<p class='trust'><strong>[^<]*</strong> Too few corpora for a claim \(n = 2 corpora", answer)
+    assert re.search(
+        r"<p class='trust'><strong>[^<]*</strong> Too few corpora for a claim \(n = 2 corpora",
+        answer,
+    )
 
 
 @pytest.mark.slow
 def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
     server = ScriptedOpenAIServer({"": [{"content": valid_answer("study", 1)}]}).__enter__()
     request.addfinalizer(lambda: server.__exit__(None, None, None))
-    cfg = _cfg(runtime, server.base_url, real_data=CorpusConfig(path=example_corpus_path()).model_dump(),
-               mix={"weights": {"real": 1.0, "synthetic": 1.0}, "total_tokens": 3000})
+    cfg = _cfg(
+        runtime,
+        server.base_url,
+        real_data=CorpusConfig(path=example_corpus_path()).model_dump(),
+        mix={"weights": {"real": 1.0, "synthetic": 1.0}, "total_tokens": 3000},
+    )
     first = run_study(cfg)
     client = MlflowClient(runtime.tracking_uri)
     exp = client.get_experiment_by_name(runtime.experiment)
     runs = client.search_runs([exp.experiment_id])
     stages = sorted(r.data.tags["synthdiv.stage"] for r in runs)
-    assert stages == sorted(["study", "correlate"] + ["generate", "score", "mix", "pretrain", "eval"] * 2)
+    assert stages == sorted(
+        ["study", "correlate"] + ["generate", "score", "mix", "pretrain", "eval"] * 2
+    )
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == first["parent_run_id"]]
     assert len(children) == len(runs) - 1  # every stage is a child of the study run
     assert all(r.info.status == "FINISHED" for r in runs)
@@ -120,8 +183,13 @@ def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
     assert len(client.search_runs([exp.experiment_id])) == len(runs)
 
     html = write_report(runtime.tracking_uri, runtime.experiment, tmp_path / "report.html")
-    _check_report(html.read_text(), runtime.tracking_uri, exp.experiment_id, set(TINY_STUDY["score"]["metrics"]),
-                  tmp_path / "artifacts")
+    _check_report(
+        html.read_text(),
+        runtime.tracking_uri,
+        exp.experiment_id,
+        set(TINY_STUDY["score"]["metrics"]),
+        tmp_path / "artifacts",
+    )
     dom, shot = screenshot(html.as_uri(), tmp_path / "report")
     assert "Diversity vs accuracy" in dom and shot.stat().st_size > 20_000  # rendered, not blank
 
@@ -150,30 +218,43 @@ def test_a_killed_study_resumes_without_redoing_finished_stages(runtime, tmp_pat
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     cli = Path(sys.executable).with_name("synthdiv")
-    proc = subprocess.Popen([str(cli), "run", str(path)], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(cli), "run", str(path)],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     client = MlflowClient(runtime.tracking_uri)
 
     def finished(stage: str) -> list:
         exp = client.get_experiment_by_name(runtime.experiment)
         if exp is None:
             return []
-        return client.search_runs([exp.experiment_id], filter_string=(
-            f"tags.`synthdiv.stage` = '{stage}' and attributes.status = 'FINISHED'"))
+        return client.search_runs(
+            [exp.experiment_id],
+            filter_string=(f"tags.`synthdiv.stage` = '{stage}' and attributes.status = 'FINISHED'"),
+        )
 
     deadline = time.monotonic() + 300
     while not finished("pretrain") and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()
-    done_before = {r.info.run_id for stage in ("generate", "score", "pretrain") for r in finished(stage)}
+    done_before = {
+        r.info.run_id for stage in ("generate", "score", "pretrain") for r in finished(stage)
+    }
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143
     last = [line for line in err.splitlines() if line.strip()][-1]
     assert last.startswith("stopped (received signal 15)") and "rerun the same command" in last
     exp = client.get_experiment_by_name(runtime.experiment)
-    statuses = {r.data.tags["synthdiv.stage"]: r.info.status for r in client.search_runs(
-        [exp.experiment_id], filter_string="tags.`synthdiv.stage` = 'study'")}
+    statuses = {
+        r.data.tags["synthdiv.stage"]: r.info.status
+        for r in client.search_runs(
+            [exp.experiment_id], filter_string="tags.`synthdiv.stage` = 'study'"
+        )
+    }
     assert statuses == {"study": "KILLED"}
 
     resumed = run_study(cfg)

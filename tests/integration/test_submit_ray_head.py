@@ -29,23 +29,50 @@ def ray_head():
     temp_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths are bounded
     dashboard_port = free_port()
     log = open(Path(temp_dir) / "ray-start.log", "wb")  # noqa: SIM115 (closed in teardown)
-    env = dict(os.environ, RAY_AUTH_MODE="disabled",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = dict(
+        os.environ,
+        RAY_AUTH_MODE="disabled",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-         f"--port={free_port()}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-         # Every listening port free-picked: other Ray instances may hold the defaults.
-         *(f"--{flag}={free_port()}" for flag in (
-             "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-             "runtime-env-agent-port", "metrics-export-port", "node-manager-port", "object-manager-port")),
-         "--num-cpus=2", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            str(Path(sys.executable).parent / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={free_port()}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard_port}",
+            # Every listening port free-picked: other Ray instances may hold the defaults.
+            *(
+                f"--{flag}={free_port()}"
+                for flag in (
+                    "ray-client-server-port",
+                    "dashboard-agent-listen-port",
+                    "dashboard-agent-grpc-port",
+                    "runtime-env-agent-port",
+                    "metrics-export-port",
+                    "node-manager-port",
+                    "object-manager-port",
+                )
+            ),
+            "--num-cpus=2",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     address = f"http://127.0.0.1:{dashboard_port}"
     try:
         try:
             wait_http(f"{address}/api/version", timeout=120, proc=proc)
         except (RuntimeError, TimeoutError) as err:
-            pytest.fail(f"ray head did not start: {err}\n{(Path(temp_dir) / 'ray-start.log').read_text()[-3000:]}")
+            pytest.fail(
+                f"ray head did not start: {err}\n{(Path(temp_dir) / 'ray-start.log').read_text()[-3000:]}"
+            )
         yield address
     finally:
         # SIGTERM to `ray start --block` only: it drains and stops the processes it started.
@@ -62,7 +89,9 @@ def ray_head():
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "score.yaml"
-    path.write_text("corpus:\n  path: docs.jsonl\nmetrics:\n  distinct_n: {}\n")  # a valid ScoreConfig
+    path.write_text(
+        "corpus:\n  path: docs.jsonl\nmetrics:\n  distinct_n: {}\n"
+    )  # a valid ScoreConfig
     return path
 
 
@@ -77,10 +106,14 @@ def flat(result) -> str:
 
 def test_submitted_job_runs_to_success_with_its_config(ray_head: str, config: Path) -> None:
     # The job reads the uploaded config from its working_dir and prints an MLflow run link.
-    command = ("python -c \"import yaml; c = yaml.safe_load(open('config.yaml')); "
-               "print('metrics=', list(c['metrics'])); "
-               "print('run: http://mlflow.test:5000/#/experiments/3/runs/0123abcd')\"")
-    result = invoke("submit", "score", "--config", str(config), "--address", ray_head, "--command", command)
+    command = (
+        "python -c \"import yaml; c = yaml.safe_load(open('config.yaml')); "
+        "print('metrics=', list(c['metrics'])); "
+        "print('run: http://mlflow.test:5000/#/experiments/3/runs/0123abcd')\""
+    )
+    result = invoke(
+        "submit", "score", "--config", str(config), "--address", ray_head, "--command", command
+    )
     assert result.exit_code == 0, result.output
     assert "metrics= ['distinct_n']" in result.output
     assert "SUCCEEDED" in result.output
@@ -94,8 +127,16 @@ def test_submitted_job_runs_to_success_with_its_config(ray_head: str, config: Pa
 
 
 def test_failing_job_exits_nonzero(ray_head: str, config: Path) -> None:
-    result = invoke("submit", "score", "--config", str(config), "--address", ray_head,
-                    "--command", "python -c \"import sys; print('boom'); sys.exit(3)\"")
+    result = invoke(
+        "submit",
+        "score",
+        "--config",
+        str(config),
+        "--address",
+        ray_head,
+        "--command",
+        "python -c \"import sys; print('boom'); sys.exit(3)\"",
+    )
     assert result.exit_code == 1, result.output
     assert "boom" in result.output and "FAILED" in result.output
 
@@ -116,9 +157,17 @@ def test_default_entrypoint_is_the_stage_command(ray_head: str, config: Path) ->
 def test_stop_a_running_job(ray_head: str, config: Path) -> None:
     from ray.job_submission import JobSubmissionClient
 
-    result = invoke("submit", "score", "--config", str(config), "--address", ray_head,
-                    "--command", "python -c \"import time; print('started', flush=True); time.sleep(300)\"",
-                    "--no-follow")
+    result = invoke(
+        "submit",
+        "score",
+        "--config",
+        str(config),
+        "--address",
+        ray_head,
+        "--command",
+        "python -c \"import time; print('started', flush=True); time.sleep(300)\"",
+        "--no-follow",
+    )
     assert result.exit_code == 0
     job_id = result.output.strip().splitlines()[-1]
     client = JobSubmissionClient(ray_head)
@@ -129,7 +178,9 @@ def test_stop_a_running_job(ray_head: str, config: Path) -> None:
         assert time.monotonic() < deadline, "job never started"
         time.sleep(0.5)
     assert invoke("jobs", "stop", job_id, "--address", ray_head).exit_code == 0
-    while (status := invoke("jobs", "status", job_id, "--address", ray_head).output.strip()) == "RUNNING":
+    while (
+        status := invoke("jobs", "status", job_id, "--address", ray_head).output.strip()
+    ) == "RUNNING":
         assert time.monotonic() < deadline + 60, "stop did not take effect"
         time.sleep(0.5)
     assert status == "STOPPED", client.get_job_info(job_id).message
@@ -137,12 +188,18 @@ def test_stop_a_running_job(ray_head: str, config: Path) -> None:
 
 def test_bad_input_is_one_line_error(tmp_path: Path) -> None:
     ray_head = "http://127.0.0.1:9"  # never contacted: the input is rejected first
-    missing = invoke("submit", "score", "--config", str(tmp_path / "nope.yaml"), "--address", ray_head)
+    missing = invoke(
+        "submit", "score", "--config", str(tmp_path / "nope.yaml"), "--address", ray_head
+    )
     assert missing.exit_code == 2 and "config file not found" in flat(missing)
     bad = tmp_path / "bad.yaml"
     bad.write_text("- a list\n")
-    assert "must be a mapping" in flat(invoke("submit", "score", "--config", str(bad), "--address", ray_head))
-    assert "unknown stage 'bake'" in flat(invoke("submit", "bake", "--config", str(bad), "--address", ray_head))
+    assert "must be a mapping" in flat(
+        invoke("submit", "score", "--config", str(bad), "--address", ray_head)
+    )
+    assert "unknown stage 'bake'" in flat(
+        invoke("submit", "bake", "--config", str(bad), "--address", ray_head)
+    )
     invalid = tmp_path / "score.yaml"
     invalid.write_text("corpus: {path: docs.jsonl}\nmetric: {vendi: {}}\n")  # typo of metrics
     rejected = invoke("submit", "score", "--config", str(invalid), "--address", ray_head)

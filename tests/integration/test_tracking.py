@@ -65,7 +65,8 @@ def test_exception_ends_run_failed_and_other_config_is_new_job(runtime):
 
 def test_sigterm_ends_run_killed(runtime, tmp_path):
     script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time
         from synthdiv.config import RuntimeConfig
         from synthdiv.tracking import stage_run
@@ -74,9 +75,12 @@ def test_sigterm_ends_run_killed(runtime, tmp_path):
         with stage_run("train", _Cfg(runtime=rt), rt):
             print("started", flush=True)
             time.sleep(60)
-    """))
+    """)
+    )
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, env=env, text=True
+    )
     assert proc.stdout.readline().strip() == "started"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)

@@ -55,7 +55,9 @@ def test_a_tracker_sent_to_a_worker_journals_beside_the_driver(tmp_path, monkeyp
 
 
 def test_calls_made_while_the_server_is_away_are_replayed_in_order(server, tmp_path):
-    runtime = RuntimeConfig(tracking_uri=server.uri, experiment="outage", storage_uri=str(tmp_path / "out"))
+    runtime = RuntimeConfig(
+        tracking_uri=server.uri, experiment="outage", storage_uri=str(tmp_path / "out")
+    )
     with stage_run("score", _Cfg(runtime=runtime), runtime) as tracker:
         tracker.log_metrics({"loss": 3.0}, step=0)
         server.stop()
@@ -75,7 +77,11 @@ def test_calls_made_while_the_server_is_away_are_replayed_in_order(server, tmp_p
     # the gap is recorded: how many calls waited, and what they were
     assert run.data.tags[journal_mod.GAP_TAG] == "2"
     record = Path(client.download_artifacts(run.info.run_id, "tracking", str(tmp_path / "dl")))
-    ops = [json.loads(line)["op"] for f in record.glob("*.jsonl") for line in f.read_text().splitlines()]
+    ops = [
+        json.loads(line)["op"]
+        for f in record.glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
     assert ops == ["log_metrics", "log_text"]
     assert pending_journals() == []
 
@@ -92,7 +98,9 @@ class _WritesAFile(BaseStage):
 
 
 def test_a_stage_started_while_the_server_is_down_does_its_work_and_syncs_later(server, tmp_path):
-    runtime = RuntimeConfig(tracking_uri=server.uri, experiment="down", storage_uri=str(tmp_path / "out"))
+    runtime = RuntimeConfig(
+        tracking_uri=server.uri, experiment="down", storage_uri=str(tmp_path / "out")
+    )
     server.stop()
     result = run_stage(_WritesAFile(_Cfg(runtime=runtime)), reuse=True)  # reuse lookup cannot ask
     assert Path(result.outputs["result"]).read_text() == "the work"

@@ -21,8 +21,24 @@ from synthdiv.train.store import load_arrays, read_listing
 
 pytestmark = pytest.mark.slow
 
-WORDS = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "over", "green", "hills",
-         "rivers", "flow", "into", "seas"]
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "mat",
+    "while",
+    "dogs",
+    "ran",
+    "over",
+    "green",
+    "hills",
+    "rivers",
+    "flow",
+    "into",
+    "seas",
+]
 SEED = 11
 
 
@@ -39,8 +55,10 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     synth = root / "synth"
     synth.mkdir()
     for part in range(3):
-        rows = [{"id": f"s{part}-{i}", "text": text(), "meta": {"source": f"family{i % 2}"}}
-                for i in range(60)]
+        rows = [
+            {"id": f"s{part}-{i}", "text": text(), "meta": {"source": f"family{i % 2}"}}
+            for i in range(60)
+        ]
         (synth / f"part-{part}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     lines = [json.dumps({"id": f"n{i}", "text": text()}) for i in range(80)]
     lines.insert(2, '{"id": "broken", "text": ')
@@ -54,21 +72,37 @@ def tokenizer():
 
 
 def data_config(corpora: dict[str, Path], **overrides) -> PretrainData:
-    return parse_config({
-        "corpora": [{"corpus": {"path": str(corpora["synth"])}, "target_tokens": 5000},
-                    {"corpus": {"path": str(corpora["natural"])}, "weight": 0.5, "name": "web"}],
-        "seq_len": 16, "shard_tokens": 1500, "tokenize_batch_size": 32, **overrides,
-    }, PretrainData)
+    return parse_config(
+        {
+            "corpora": [
+                {"corpus": {"path": str(corpora["synth"])}, "target_tokens": 5000},
+                {"corpus": {"path": str(corpora["natural"])}, "weight": 0.5, "name": "web"},
+            ],
+            "seq_len": 16,
+            "shard_tokens": 1500,
+            "tokenize_batch_size": 32,
+            **overrides,
+        },
+        PretrainData,
+    )
 
 
 def prepare(data: PretrainData, tokenizer, uri: Path) -> dict:
-    return prepare_pretrain_store(data, tokenizer, SEED, str(uri), recipe="r",
-                                  quarantine_dir=str(uri.parent / f"{uri.name}-quarantine"))
+    return prepare_pretrain_store(
+        data,
+        tokenizer,
+        SEED,
+        str(uri),
+        recipe="r",
+        quarantine_dir=str(uri.parent / f"{uri.name}-quarantine"),
+    )
 
 
 def shard_digests(uri: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(uri.glob("input_ids-*.npy"))}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(uri.glob("input_ids-*.npy"))
+    }
 
 
 @contextlib.contextmanager
@@ -120,15 +154,22 @@ def test_rejects_are_counted_and_quarantined(store, corpora):
     n_lines = len(corpora["natural"].read_text().splitlines())
     assert natural["documents"] + natural["rejected"] == n_lines
     assert natural["rejected"] == 1 and natural["name"] == "web"
-    quarantined = [line for f in (uri.parent / "base-quarantine").rglob("*.json*")
-                   for line in f.read_text().splitlines() if line.strip()]
+    quarantined = [
+        line
+        for f in (uri.parent / "base-quarantine").rglob("*.json*")
+        for line in f.read_text().splitlines()
+        if line.strip()
+    ]
     assert len(quarantined) == 1 and "broken" in quarantined[0]
 
 
 def test_weighting_hits_the_target_and_is_reported_exactly(store, corpora, tokenizer):
     _uri, summary = store
-    docs = [json.loads(line) for f in sorted(corpora["synth"].glob("*.jsonl"))
-            for line in f.read_text().splitlines()]
+    docs = [
+        json.loads(line)
+        for f in sorted(corpora["synth"].glob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
     lengths = [len(tokenizer(d["text"], add_special_tokens=False)["input_ids"]) + 1 for d in docs]
     synth = summary["corpora"][0]
     assert synth["natural_tokens"] == sum(lengths) and synth["target_tokens"] == 5000
@@ -148,10 +189,14 @@ def test_weighting_hits_the_target_and_is_reported_exactly(store, corpora, token
 def test_same_shards_whatever_the_actors_blocks_or_executor(store, corpora, tokenizer, tmp_path):
     uri, summary = store
     with block_size(2048):  # many small blocks instead of one per file
-        other = prepare(data_config(corpora, tokenize_actors=1, tokenize_batch_size=5),
-                        tokenizer, tmp_path / "small-blocks")
-    in_process = prepare(data_config(corpora, tokenize_with_ray=False), tokenizer,
-                         tmp_path / "in-process")
+        other = prepare(
+            data_config(corpora, tokenize_actors=1, tokenize_batch_size=5),
+            tokenizer,
+            tmp_path / "small-blocks",
+        )
+    in_process = prepare(
+        data_config(corpora, tokenize_with_ray=False), tokenizer, tmp_path / "in-process"
+    )
     assert shard_digests(tmp_path / "small-blocks") == shard_digests(uri)
     assert shard_digests(tmp_path / "in-process") == shard_digests(uri)
     assert other == in_process == summary
@@ -169,22 +214,30 @@ def test_a_rerun_writes_only_the_unfinished_shard(corpora, tokenizer, tmp_path, 
     again = prepare(data_config(corpora), tokenizer, uri)
     after = {p.name: p.stat().st_mtime_ns for p in uri.iterdir()}
     changed = {n for n in after if before.get(n) != after[n]} - {"tokenizer"}
-    assert changed == {"input_ids-00001.npy", "input_ids-00001.npy.done", "input_ids-00002.npy",
-                       "input_ids-00002.npy.done", "_SUCCESS", "meta.json"}
+    assert changed == {
+        "input_ids-00001.npy",
+        "input_ids-00001.npy.done",
+        "input_ids-00002.npy",
+        "input_ids-00002.npy.done",
+        "_SUCCESS",
+        "meta.json",
+    }
     assert not list(uri.glob(".tmp-*")) and shard_digests(uri) == digests and again == first
     # Markers of another plan (here: another seed) are not reused.
     other = prepare_pretrain_store(data_config(corpora), tokenizer, SEED + 1, str(uri), "r")
     assert shard_digests(uri) != digests and other["digest"] == first["digest"]
 
 
-def test_store_on_s3_is_downloaded_once_and_memory_mapped(s3_bucket, ray_local, corpora, tokenizer,
-                                                          tmp_path):
+def test_store_on_s3_is_downloaded_once_and_memory_mapped(
+    s3_bucket, ray_local, corpora, tokenizer, tmp_path
+):
     import s3fs
 
     s3fs.S3FileSystem.clear_instance_cache()  # this module's moto endpoint, not a cached one
     uri = f"{s3_bucket}/stores/mix"
-    summary = prepare_pretrain_store(data_config(corpora, tokenize_with_ray=False), tokenizer,
-                                     SEED, uri, "r")
+    summary = prepare_pretrain_store(
+        data_config(corpora, tokenize_with_ray=False), tokenizer, SEED, uri, "r"
+    )
     cache = tmp_path / "cache"
     rows = load_arrays(uri, cache_dir=str(cache))["input_ids"]
     assert len(rows) == summary["rows"]

@@ -9,9 +9,16 @@ from pathlib import Path
 import pytest
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--virtual-time-budget=15000", "--window-size=1400,1600",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=15000",
+    "--window-size=1400,1600",
 ]
 
 
@@ -28,11 +35,16 @@ def render(url: str, workdir: Path) -> tuple[str, Path]:
     profile = [f"--user-data-dir={workdir / 'profile'}"]
     dom = subprocess.run(
         [chromium(), *FLAGS, *profile, "--dump-dom", url],
-        check=True, timeout=180, capture_output=True, text=True,
+        check=True,
+        timeout=180,
+        capture_output=True,
+        text=True,
     ).stdout
     shot = workdir / "page.png"
     subprocess.run(
         [chromium(), *FLAGS, *profile, f"--screenshot={shot}", url],
-        check=True, timeout=180, capture_output=True,
+        check=True,
+        timeout=180,
+        capture_output=True,
     )
     return dom, shot

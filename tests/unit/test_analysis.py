@@ -125,9 +125,17 @@ def test_study_panels_directions_and_ranking():
     pts += _points([1, 2, 3, 4, 5], [0.50, 0.52, 0.51, 0.55, 0.56], variant="sft")
     pts += _points([1, 2, 3], [0.3, 0.2, 0.1], size="1.4B")
     corrs = correlate_study(pts, {"m_up": True, "m_down": False}, n_boot=300)
-    assert {(c.model_size, c.variant) for c in corrs} == {("350M", "base"), ("350M", "sft"), ("1.4B", "base")}
-    base_up = next(c for c in corrs if (c.metric, c.model_size, c.variant) == ("m_up", "350M", "base"))
-    base_down = next(c for c in corrs if (c.metric, c.model_size, c.variant) == ("m_down", "350M", "base"))
+    assert {(c.model_size, c.variant) for c in corrs} == {
+        ("350M", "base"),
+        ("350M", "sft"),
+        ("1.4B", "base"),
+    }
+    base_up = next(
+        c for c in corrs if (c.metric, c.model_size, c.variant) == ("m_up", "350M", "base")
+    )
+    base_down = next(
+        c for c in corrs if (c.metric, c.model_size, c.variant) == ("m_down", "350M", "base")
+    )
     assert base_up.spearman == pytest.approx(1.0) and base_down.spearman == pytest.approx(-1.0)
     # a lower-is-more-diverse metric that falls as accuracy rises says the same thing: +1
     assert base_down.directional_spearman == pytest.approx(1.0)
@@ -140,10 +148,17 @@ def test_study_panels_directions_and_ranking():
 
 
 def test_markdown_marks_undefined_cis_with_the_reason():
-    corr = Correlation("vendi", "tiny", "base", n=3, direction=1, spearman=0.5, note="n=3 < 4: CI undefined")
+    corr = Correlation(
+        "vendi", "tiny", "base", n=3, direction=1, spearman=0.5, note="n=3 < 4: CI undefined"
+    )
     md = correlations_markdown([corr], "eval.avg", 0.95)
     assert "| vendi | tiny | base | 3 | 0.500 | undefined (n=3 < 4: CI undefined)" in md
 
 
 def test_size_labels_sort_numerically():
-    assert sorted(["1.4B", "350M", "tiny", "135M"], key=size_key) == ["135M", "350M", "1.4B", "tiny"]
+    assert sorted(["1.4B", "350M", "tiny", "135M"], key=size_key) == [
+        "135M",
+        "350M",
+        "1.4B",
+        "tiny",
+    ]

@@ -50,6 +50,9 @@ def test_documented_command_parses(where, args):
 def test_the_repo_stands_alone():
     """Docs, code and configs cite docs/method.md, never a file outside the repository."""
     sources = [*DOCS, *ROOT.glob("synthdiv/**/*.py"), *ROOT.glob("examples/*.yaml")]
-    outside = [str(p.relative_to(ROOT)) for p in sources
-               if any(ref in p.read_text() for ref in ("METHOD.md", "ENV.md", "DESIGN.md", "../shared"))]
+    outside = [
+        str(p.relative_to(ROOT))
+        for p in sources
+        if any(ref in p.read_text() for ref in ("METHOD.md", "ENV.md", "DESIGN.md", "../shared"))
+    ]
     assert not outside

@@ -73,9 +73,14 @@ def test_packaged_local_suite_has_enough_valid_unambiguous_questions():
 
 
 def test_local_tasks_are_reproducible_from_the_generator(tmp_path):
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_local_tasks.py"), "--out", str(tmp_path)],
-                   check=True, capture_output=True)
-    shipped = sorted(p.name for p in packaged_tasks_dir().iterdir() if p.suffix in {".yaml", ".jsonl"})
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_local_tasks.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    shipped = sorted(
+        p.name for p in packaged_tasks_dir().iterdir() if p.suffix in {".yaml", ".jsonl"}
+    )
     assert shipped == sorted(p.name for p in tmp_path.iterdir())
     for name in shipped:
         assert (tmp_path / name).read_bytes() == (packaged_tasks_dir() / name).read_bytes(), name
@@ -86,7 +91,9 @@ def test_user_task_dir_resolves_data_against_the_yaml_not_the_cwd(tmp_path, monk
     monkeypatch.chdir(tmp_path)  # a different CWD must not matter
     (spec,) = task_specs(_cfg(suite=None, task_dirs=["mine"]))
     assert spec.name == "my_task" and spec.n_rows == 3
-    assert spec.spec["dataset_kwargs"]["data_files"]["test"] == str(task_dir.resolve() / "my_task.jsonl")
+    assert spec.spec["dataset_kwargs"]["data_files"]["test"] == str(
+        task_dir.resolve() / "my_task.jsonl"
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,8 +149,14 @@ def test_config_needs_something_to_evaluate():
 
 def test_paper8_suite_is_the_papers_eight_tasks_and_metrics():
     assert PAPER8_METRICS == {
-        "arc_challenge": "acc_norm", "hellaswag": "acc_norm", "arc_easy": "acc", "boolq": "acc",
-        "social_iqa": "acc", "winogrande": "acc", "piqa": "acc", "copa": "acc",
+        "arc_challenge": "acc_norm",
+        "hellaswag": "acc_norm",
+        "arc_easy": "acc",
+        "boolq": "acc",
+        "social_iqa": "acc",
+        "winogrande": "acc",
+        "piqa": "acc",
+        "copa": "acc",
     }
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
@@ -174,11 +187,15 @@ def test_paper8_mirror_loads_offline_from_a_local_copy(tmp_path):
 
     repo = tmp_path / "baber" / "piqa"
     repo.mkdir(parents=True)
-    rows = [{"goal": "Dry wet hands", "sol1": "use a towel", "sol2": "use a fork", "label": 0},
-            {"goal": "Cut bread", "sol1": "use a sponge", "sol2": "use a knife", "label": 1}]
+    rows = [
+        {"goal": "Dry wet hands", "sol1": "use a towel", "sol2": "use a fork", "label": 0},
+        {"goal": "Cut bread", "sol1": "use a sponge", "sol2": "use a knife", "label": 1},
+    ]
     for split in ("train", "validation"):
         (repo / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    spec = next(s for s in paper8_specs(Paper8Data(source="mirror", dir=str(tmp_path))) if s.name == "piqa")
+    spec = next(
+        s for s in paper8_specs(Paper8Data(source="mirror", dir=str(tmp_path))) if s.name == "piqa"
+    )
     assert os.environ.get("HF_DATASETS_OFFLINE") == "1"
     task = ConfigurableTask(config=spec.spec)
     docs = list(task.validation_docs())

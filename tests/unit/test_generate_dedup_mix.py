@@ -50,9 +50,15 @@ def _source(name, **kw):
 
 
 def test_mix_targets_from_weights_or_tokens():
-    cfg = parse_config({"sources": [_source("real", weight=3), _source("syn", weight=1)], "total_tokens": 1000}, MixConfig)
+    cfg = parse_config(
+        {"sources": [_source("real", weight=3), _source("syn", weight=1)], "total_tokens": 1000},
+        MixConfig,
+    )
     assert cfg.targets() == {"real": 750, "syn": 250}
-    cfg = parse_config({"sources": [_source("real", target_tokens=10), _source("syn", target_tokens=30)]}, MixConfig)
+    cfg = parse_config(
+        {"sources": [_source("real", target_tokens=10), _source("syn", target_tokens=30)]},
+        MixConfig,
+    )
     assert cfg.targets() == {"real": 10, "syn": 30}
 
 
@@ -61,8 +67,14 @@ def test_mix_targets_from_weights_or_tokens():
     [
         ({"sources": [_source("a", weight=-1)], "total_tokens": 10}, "greater than 0"),
         ({"sources": [_source("a", weight=1)]}, "set total_tokens"),
-        ({"sources": [_source("a", weight=1), _source("b", target_tokens=5)], "total_tokens": 9}, "not a mix of both"),
-        ({"sources": [_source("a", target_tokens=1), _source("a", target_tokens=2)]}, "names must be unique"),
+        (
+            {"sources": [_source("a", weight=1), _source("b", target_tokens=5)], "total_tokens": 9},
+            "not a mix of both",
+        ),
+        (
+            {"sources": [_source("a", target_tokens=1), _source("a", target_tokens=2)]},
+            "names must be unique",
+        ),
         ({"sources": []}, "at least 1"),
     ],
 )
@@ -89,9 +101,17 @@ def test_grid_expands_every_cell_with_lineage():
     assert len(cells) == 8 and len({c.name for c in cells}) == 8
     cell = next(c for c in cells if c.name == "T4-G3-multi_topic-gen-small")
     assert cell.config.n_topics == 4 and cell.config.generations_per_topic == 3
-    assert cell.config.family == "multi_topic" and cell.config.name == "tg/T4-G3-multi_topic-gen-small"
-    assert cell.lineage == {"grid": "tg", "n_topics": "4", "generations_per_topic": "3",
-                            "family": "multi_topic", "generators": "small", "cell": cell.name}
+    assert (
+        cell.config.family == "multi_topic" and cell.config.name == "tg/T4-G3-multi_topic-gen-small"
+    )
+    assert cell.lineage == {
+        "grid": "tg",
+        "n_topics": "4",
+        "generations_per_topic": "3",
+        "family": "multi_topic",
+        "generators": "small",
+        "cell": cell.name,
+    }
     assert cell.config.score_after is False
 
 

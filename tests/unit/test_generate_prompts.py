@@ -71,8 +71,14 @@ def test_plan_is_seeded_and_covers_topics_times_generations():
 def test_style_weights_and_generator_mix_are_respected():
     cfg = parse_config(
         {
-            "n_topics": 50, "generations_per_topic": 8,
-            "style_weights": {"blog_post": 3, "how_to_tutorial": 1, "textbook_academic": 0, "textbook_narrative": 0},
+            "n_topics": 50,
+            "generations_per_topic": 8,
+            "style_weights": {
+                "blog_post": 3,
+                "how_to_tutorial": 1,
+                "textbook_academic": 0,
+                "textbook_narrative": 0,
+            },
             "generators": [
                 {"name": "a", "weight": 1, "llm": {"backend": "embedded"}},
                 {"name": "b", "weight": 3, "llm": {"backend": "embedded"}},
@@ -113,8 +119,14 @@ def test_too_many_topics_fails_before_any_work():
 
 @pytest.mark.parametrize("source", ["sampled", "taxonomy"])
 def test_multi_topic_extras_come_from_the_chosen_pool(source):
-    cfg = GenerateConfig(family="multi_topic", n_topics=4, generations_per_topic=50, topics_per_prompt=3,
-                         extra_topics_from=source, seed=3)
+    cfg = GenerateConfig(
+        family="multi_topic",
+        n_topics=4,
+        generations_per_topic=50,
+        topics_per_prompt=3,
+        extra_topics_from=source,
+        seed=3,
+    )
     plan = build_plan(cfg)
     sampled = set(plan.topics)
     extras = [t for task in plan.tasks for t in task.topics[1:]]
@@ -125,12 +137,21 @@ def test_multi_topic_extras_come_from_the_chosen_pool(source):
         assert set(extras) == sampled
     else:  # 400 draws from a 418-topic taxonomy reach far beyond the 4 sampled ones
         assert len(set(extras) - sampled) > 100
-    assert plan.task_meta(plan.tasks[0])["extra_topics"] == [list(t.path) for t in plan.tasks[0].topics[1:]]
+    assert plan.task_meta(plan.tasks[0])["extra_topics"] == [
+        list(t.path) for t in plan.tasks[0].topics[1:]
+    ]
 
 
 def test_multi_topic_with_two_sampled_topics_offers_the_other_one():
-    plan = build_plan(GenerateConfig(family="multi_topic", n_topics=2, generations_per_topic=3, topics_per_prompt=5))
-    assert all(task.topics[1:] == tuple(t for t in plan.topics if t != task.topics[0]) for task in plan.tasks)
+    plan = build_plan(
+        GenerateConfig(
+            family="multi_topic", n_topics=2, generations_per_topic=3, topics_per_prompt=5
+        )
+    )
+    assert all(
+        task.topics[1:] == tuple(t for t in plan.topics if t != task.topics[0])
+        for task in plan.tasks
+    )
 
 
 def test_user_prompt_dir_adds_a_family_version(tmp_path):
@@ -139,7 +160,9 @@ def test_user_prompt_dir_adds_a_family_version(tmp_path):
         f"family: topic\nversion: 2\nsystem: |\n  {source.system.splitlines()[0]} Be brief.\n"
         "user: |\n  Topic: $subtopic ($keywords)\n"
     )
-    cfg = GenerateConfig(family="topic", prompt_dir=str(tmp_path), n_topics=2, generations_per_topic=1)
+    cfg = GenerateConfig(
+        family="topic", prompt_dir=str(tmp_path), n_topics=2, generations_per_topic=1
+    )
     plan = build_plan(cfg)
     assert plan.template.id == "generate/topic@v2"
     assert "Be brief." in plan.messages(plan.tasks[0])[0]["content"]

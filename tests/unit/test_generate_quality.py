@@ -31,15 +31,31 @@ def test_ordinary_passages_pass():
     [
         (["1", "2", "3"], "passage 1 has 1 words"),
         ([FINE[0], "Special relativity", FINE[2]], "passage 2 has 2 words (< 6)"),
-        (["How to Raise a Parent That Loves Your Child, step by step"] * 3 + FINE[:2], "2 of 5 passages repeat another"),
-        (["Economie de la Rêve pour tous les enfants de France aujourd'hui"] * 1
-         + ["Le marché mondial est une grande idée pour les économistes du pays"] * 1
-         + ["Les prix montent quand la demande dépasse toujours une offre fixe"], "0 English stop words"),
-        ([FINE[0], ("To make your life easier, to make your home lighter, to make your world lighter, "
-                    "to make your day lighter."), "Moving the fulcrum trades the distance you push for force."],
-         "the top 3-gram covers"),
-        ([*FINE, "Trades the distance you push for the force you need, as any seesaw shows."],
-         "repeated 5-grams cover"),
+        (
+            ["How to Raise a Parent That Loves Your Child, step by step"] * 3 + FINE[:2],
+            "2 of 5 passages repeat another",
+        ),
+        (
+            ["Economie de la Rêve pour tous les enfants de France aujourd'hui"] * 1
+            + ["Le marché mondial est une grande idée pour les économistes du pays"] * 1
+            + ["Les prix montent quand la demande dépasse toujours une offre fixe"],
+            "0 English stop words",
+        ),
+        (
+            [
+                FINE[0],
+                (
+                    "To make your life easier, to make your home lighter, to make your world lighter, "
+                    "to make your day lighter."
+                ),
+                "Moving the fulcrum trades the distance you push for force.",
+            ],
+            "the top 3-gram covers",
+        ),
+        (
+            [*FINE, "Trades the distance you push for the force you need, as any seesaw shows."],
+            "repeated 5-grams cover",
+        ),
     ],
 )
 def test_degenerate_passages_are_named(passages, reason):
@@ -50,7 +66,9 @@ def test_degenerate_passages_are_named(passages, reason):
 def test_each_rule_can_be_switched_off():
     loose = QualityConfig(min_passage_words=0, min_stop_words=0, repetition=False)
     assert quality_issue(["1", "1", "1"], loose) is None
-    assert quality_issue(["1", "2", "3"], QualityConfig(min_passage_words=1, min_stop_words=0)) is None
+    assert (
+        quality_issue(["1", "2", "3"], QualityConfig(min_passage_words=1, min_stop_words=0)) is None
+    )
 
 
 def test_top_ngram_share_counts_every_occurrence_of_the_most_frequent():

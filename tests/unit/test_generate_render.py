@@ -7,13 +7,25 @@ import copy
 import pytest
 
 from synthdiv.generate.render import ANSWER_PREFIXES, ENUMERATIONS, HEADERS, render
-from synthdiv.generate.validate import SHORT_CHARS, Sample, parse_sample, response_schema, validate_sample
+from synthdiv.generate.validate import (
+    SHORT_CHARS,
+    Sample,
+    parse_sample,
+    response_schema,
+    validate_sample,
+)
 
 GOOD = {
     "passages": [
         {"concepts": ["lever"], "text": "A lever is a rigid bar that turns about a fulcrum."},
-        {"concepts": ["mechanical advantage"], "text": "Moving the fulcrum trades force for distance."},
-        {"concepts": ["torque balance"], "text": "Equilibrium holds when torques on both sides match."},
+        {
+            "concepts": ["mechanical advantage"],
+            "text": "Moving the fulcrum trades force for distance.",
+        },
+        {
+            "concepts": ["torque balance"],
+            "text": "Equilibrium holds when torques on both sides match.",
+        },
     ],
     "question": {
         "question": "What does moving the fulcrum closer to the load do?",

@@ -32,7 +32,9 @@ def test_sampling_is_seeded_distinct_and_bounded():
     a, b = sample_topics(topics, 20, seed=3), sample_topics(topics, 20, seed=3)
     assert a == b and len(set(a)) == 20
     assert sample_topics(topics, 20, seed=4) != a
-    with pytest.raises(TaxonomyError, match=f"asked for {len(topics) + 1} topics but the taxonomy has only"):
+    with pytest.raises(
+        TaxonomyError, match=f"asked for {len(topics) + 1} topics but the taxonomy has only"
+    ):
         sample_topics(topics, len(topics) + 1, seed=0)
 
 
@@ -55,7 +57,10 @@ def test_jsonl_and_yaml_round_trip(tmp_path):
         ('{"path": [], "keywords": ["k"]}\n', "row 1: 'path' must be a non-empty list"),
         ('{"path": ["A", ""], "keywords": ["k"]}\n', "empty or non-string item"),
         ('{"path": ["A"], "keywords": ["k"], "x": 1}\n', "unknown keys"),
-        ('{"path": ["A"], "keywords": ["k"]}\n{"path": ["A"], "keywords": ["j"]}\n', "duplicate path"),
+        (
+            '{"path": ["A"], "keywords": ["k"]}\n{"path": ["A"], "keywords": ["j"]}\n',
+            "duplicate path",
+        ),
         ('["A", "k"]\n', "expected an object"),
     ],
 )
@@ -80,5 +85,8 @@ def test_starter_file_matches_its_sources():
     rows = []
     for source in sorted((build_starter.HERE / "sources").glob("*.txt")):
         rows.extend(build_starter.parse_source(source.read_text(), source.name))
-    shipped = [json.loads(line) for line in build_starter.HERE.joinpath("starter.jsonl").read_text().splitlines()]
+    shipped = [
+        json.loads(line)
+        for line in build_starter.HERE.joinpath("starter.jsonl").read_text().splitlines()
+    ]
     assert rows == shipped

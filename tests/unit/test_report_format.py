@@ -10,8 +10,10 @@ import pytest
 from synthdiv.report import MIN_CORPORA_FOR_CLAIM, PanelCI, fmt_ci, trust_line
 
 NUM = r"-?\d+(?:\.\d+)?"
-CI = re.compile(rf"^(?P<value>-?\d+(?:\.(?P<decimals>\d+))?) \[(?P<low>{NUM}), (?P<high>{NUM})\]"
-                r"(?: ×10(?P<exp>[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+))?$")
+CI = re.compile(
+    rf"^(?P<value>-?\d+(?:\.(?P<decimals>\d+))?) \[(?P<low>{NUM}), (?P<high>{NUM})\]"
+    r"(?: ×10(?P<exp>[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+))?$"
+)
 _DIGITS = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
 
 
@@ -32,10 +34,19 @@ def test_the_issue_example_reads_as_one_power_of_ten():
     assert low < value < high  # the digits that differ are shown, not rounded away
 
 
-@pytest.mark.parametrize("value,width", [
-    (0.52, 0.43), (0.52, 0.043), (153.2, 12.7), (12345.6, 3.1), (-0.31, 0.9), (0.004, 0.0012),
-    (3.2e-9, 4e-10), (7.5e6, 2e5),
-])
+@pytest.mark.parametrize(
+    "value,width",
+    [
+        (0.52, 0.43),
+        (0.52, 0.043),
+        (153.2, 12.7),
+        (12345.6, 3.1),
+        (-0.31, 0.9),
+        (0.004, 0.0012),
+        (3.2e-9, 4e-10),
+        (7.5e6, 2e5),
+    ],
+)
 def test_the_ci_width_sets_the_last_digit(value, width):
     low, high = value - width / 2, value + width / 2
     shown_value, shown_low, shown_high, decimals, exp = _parse(fmt_ci(value, low, high))
@@ -106,13 +117,34 @@ def test_trust_supports_a_claim_only_when_every_ci_excludes_zero_with_one_sign()
 
 
 def test_panel_rho_is_signed_by_the_metric_direction():
-    row = {"metric": "self_repetition", "model_size": "tiny", "variant": "sft", "n": "6",
-           "direction": "-1", "spearman": "-0.7", "spearman_ci_low": "-0.95", "spearman_ci_high": "-0.2",
-           "note": ""}
+    row = {
+        "metric": "self_repetition",
+        "model_size": "tiny",
+        "variant": "sft",
+        "n": "6",
+        "direction": "-1",
+        "spearman": "-0.7",
+        "spearman_ci_low": "-0.95",
+        "spearman_ci_high": "-0.2",
+        "note": "",
+    }
     panel = PanelCI.from_row(row)
-    assert (panel.panel, panel.n, panel.rho, panel.low, panel.high) == ("tiny / sft", 6, 0.7, 0.2, 0.95)
+    assert (panel.panel, panel.n, panel.rho, panel.low, panel.high) == (
+        "tiny / sft",
+        6,
+        0.7,
+        0.2,
+        0.95,
+    )
     assert PanelCI.from_row(row | {"direction": "1"}).rho == -0.7
-    undefined = PanelCI.from_row(row | {"spearman": "", "spearman_ci_low": "", "spearman_ci_high": "",
-                                        "note": "n=2 < 3: correlation undefined"})
+    undefined = PanelCI.from_row(
+        row
+        | {
+            "spearman": "",
+            "spearman_ci_low": "",
+            "spearman_ci_high": "",
+            "note": "n=2 < 3: correlation undefined",
+        }
+    )
     assert undefined.rho is None and not undefined.has_ci and "n=2 < 3" in undefined.cell()
     assert PanelCI.from_row(row | {"spearman_ci_low": ""}).cell().endswith("(no CI) · n=6")

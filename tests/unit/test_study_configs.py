@@ -21,7 +21,9 @@ def test_study_config_plans(path):
 
 
 def test_paper_grid_has_six_cells():
-    cfg = load_config(Path(__file__).parents[2] / "examples" / "paper_topics_gens.yaml", StudyConfig)
+    cfg = load_config(
+        Path(__file__).parents[2] / "examples" / "paper_topics_gens.yaml", StudyConfig
+    )
     assert len(cfg.corpora) == 6
 
 
@@ -32,13 +34,18 @@ def test_identical_generation_knobs_share_one_corpus():
 
 
 def test_each_model_size_gets_its_own_recipe():
-    cfg = load_config(Path(__file__).parents[2] / "examples" / "paper_topics_gens.yaml", StudyConfig)
+    cfg = load_config(
+        Path(__file__).parents[2] / "examples" / "paper_topics_gens.yaml", StudyConfig
+    )
     plan = plan_study(cfg)[0]
     small, large = plan.pretrain["350m"].train, plan.pretrain["1b"].train
     assert (small.schedule.global_batch_size, large.schedule.global_batch_size) == (256, 128)
     assert (small.scale.num_workers, large.scale.num_workers) == (16, 32)
     assert (small.scale.strategy, large.scale.strategy) == ("ddp", "fsdp")
-    assert small.schedule.train_tokens == 50_000_000_000 and large.schedule.train_tokens == 150_000_000_000
+    assert (
+        small.schedule.train_tokens == 50_000_000_000
+        and large.schedule.train_tokens == 150_000_000_000
+    )
     assert small.optim.weight_decay == large.optim.weight_decay == 0.1  # the shared part
     assert plan.pretrain["1b"].model.preset == "1b"
 
@@ -66,13 +73,32 @@ def test_models_trained_on_one_corpus_at_different_ratios_are_separate_points():
     from synthdiv.tracking.query import RunRecord
 
     def run(run_id, stage, tags, metrics):
-        return RunRecord(run_id=run_id, run_name=run_id, status="FINISHED", start_time=0,
-                         tags={"synthdiv.stage": stage, "synthdiv.dataset_digest": "d1", **tags},
-                         metrics=metrics)
+        return RunRecord(
+            run_id=run_id,
+            run_name=run_id,
+            status="FINISHED",
+            start_time=0,
+            tags={"synthdiv.stage": stage, "synthdiv.dataset_digest": "d1", **tags},
+            metrics=metrics,
+        )
 
     score = run("s", "score", {}, {"div.vendi.value": 3.0})
-    evals = [run(f"e{r}", "eval", {"synthdiv.corpus_name": f"synthetic_{r}b",
-                                   "synthdiv.model_size": "350m", "synthdiv.variant": "base"},
-                 {"eval.avg": 0.5 + r / 100}) for r in (1, 10, 50)]
+    evals = [
+        run(
+            f"e{r}",
+            "eval",
+            {
+                "synthdiv.corpus_name": f"synthetic_{r}b",
+                "synthdiv.model_size": "350m",
+                "synthdiv.variant": "base",
+            },
+            {"eval.avg": 0.5 + r / 100},
+        )
+        for r in (1, 10, 50)
+    ]
     points, _ = join_runs([score], evals, "eval.avg")
-    assert sorted(p.corpus_name for p in points) == ["synthetic_10b", "synthetic_1b", "synthetic_50b"]
+    assert sorted(p.corpus_name for p in points) == [
+        "synthetic_10b",
+        "synthetic_1b",
+        "synthetic_50b",
+    ]

@@ -10,8 +10,9 @@ from synthdiv.train.checkpoint import CorruptCheckpointError
 
 
 def _write(root, step):
-    checkpoint.write_local(root / checkpoint.dir_name(step), {"step": step,
-                           "w": torch.full((2,), float(step))}, step)
+    checkpoint.write_local(
+        root / checkpoint.dir_name(step), {"step": step, "w": torch.full((2,), float(step))}, step
+    )
 
 
 def test_latest_complete_checkpoint_wins_and_torn_ones_are_skipped(tmp_path):

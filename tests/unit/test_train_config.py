@@ -15,8 +15,16 @@ DATA = {"corpora": [{"corpus": {"path": "x.jsonl"}}]}
 
 def test_batch_must_divide_by_workers_times_micro():
     with pytest.raises(ConfigError, match="not divisible by num_workers × micro_batch_size"):
-        parse_config({"data": DATA, "train": {"schedule": {"global_batch_size": 10,
-                      "micro_batch_size": 2}, "scale": {"num_workers": 2}}}, PretrainConfig)
+        parse_config(
+            {
+                "data": DATA,
+                "train": {
+                    "schedule": {"global_batch_size": 10, "micro_batch_size": 2},
+                    "scale": {"num_workers": 2},
+                },
+            },
+            PretrainConfig,
+        )
 
 
 def test_seq_len_above_context_is_rejected():
@@ -38,14 +46,22 @@ def test_pretrain_defaults_follow_the_paper():
 def test_sft_defaults_survive_a_partial_train_block():
     cfg = parse_config({"base_model": "m", "train": {"scale": {"num_workers": 2}}}, SftConfig)
     assert (cfg.train.optim.lr, cfg.train.optim.weight_decay, cfg.train.schedule.epochs) == (
-        2e-5, 0.0, 3)
+        2e-5,
+        0.0,
+        3,
+    )
     assert cfg.train.scale.num_workers == 2
 
 
-@pytest.mark.parametrize("name, model", [
-    ("pretrain_tiny.yaml", PretrainConfig), ("pretrain_350m.yaml", PretrainConfig),
-    ("pretrain_1b.yaml", PretrainConfig), ("sft_tiny.yaml", SftConfig),
-])
+@pytest.mark.parametrize(
+    "name, model",
+    [
+        ("pretrain_tiny.yaml", PretrainConfig),
+        ("pretrain_350m.yaml", PretrainConfig),
+        ("pretrain_1b.yaml", PretrainConfig),
+        ("sft_tiny.yaml", SftConfig),
+    ],
+)
 def test_examples_validate(name, model):
     cfg = load_config(EXAMPLES / name, model)
     if name == "pretrain_350m.yaml":
@@ -61,10 +77,16 @@ def test_identity_ignores_what_does_not_change_the_model():
     def digest(**train) -> str:
         scores = train.pop("scores", {"cluster_agent": 3.9})
         block = {"schedule": {"global_batch_size": 8, "micro_batch_size": 4}, **train}
-        return config_digest(parse_config({
-            "data": {"corpora": [{"corpus": {"path": "/data"}}]}, "train": block,
-            "diversity_scores": scores,
-        }, PretrainConfig))
+        return config_digest(
+            parse_config(
+                {
+                    "data": {"corpora": [{"corpus": {"path": "/data"}}]},
+                    "train": block,
+                    "diversity_scores": scores,
+                },
+                PretrainConfig,
+            )
+        )
 
     base = digest()
     assert digest(scale={"num_workers": 2}) == base

@@ -52,24 +52,41 @@ def test_copies_average_the_ratio_and_depend_only_on_the_key(ratio):
 
 
 def test_shards_are_filled_evenly():
-    counts = np.bincount([shard_of(0, 0, f"d{i}", c, 8) for i in range(4000) for c in range(2)],
-                         minlength=8)
+    counts = np.bincount(
+        [shard_of(0, 0, f"d{i}", c, 8) for i in range(4000) for c in range(2)], minlength=8
+    )
     assert counts.min() > 0.85 * counts.mean()
 
 
 def _copies(n: int) -> pa.Table:
     rng = np.random.default_rng(1)
     tokens = [rng.integers(1, 500, rng.integers(1, 9)).tolist() for _ in range(n)]
-    return pa.table({
-        "shard": [3] * n, "corpus": [i % 2 for i in range(n)], "id": [f"d{i // 2}" for i in range(n)],
-        "copy": [0] * n, "source": ["a" if i % 3 else "b" for i in range(n)], "tokens": tokens,
-    }, schema=COPY_SCHEMA)
+    return pa.table(
+        {
+            "shard": [3] * n,
+            "corpus": [i % 2 for i in range(n)],
+            "id": [f"d{i // 2}" for i in range(n)],
+            "copy": [0] * n,
+            "source": ["a" if i % 3 else "b" for i in range(n)],
+            "tokens": tokens,
+        },
+        schema=COPY_SCHEMA,
+    )
 
 
 def _plan(**kw) -> PackPlan:
-    base = {"store_uri": "unused", "key": "k", "seed": 5, "seq_len": 8, "eos_id": EOS,
-            "dtype": "uint16", "n_shards": 4, "ratios": (1.0, 1.0), "labels": ("a", "b"),
-            "pending": frozenset({3})}
+    base = {
+        "store_uri": "unused",
+        "key": "k",
+        "seed": 5,
+        "seq_len": 8,
+        "eos_id": EOS,
+        "dtype": "uint16",
+        "n_shards": 4,
+        "ratios": (1.0, 1.0),
+        "labels": ("a", "b"),
+        "pending": frozenset({3}),
+    }
     return PackPlan(**{**base, **kw})
 
 
@@ -89,17 +106,27 @@ def test_pack_shard_ignores_arrival_order_and_reports_exact_counts():
 
 def test_loader_maps_global_rows_across_shards_including_an_empty_one(tmp_path, tokenizer):
     uri = str(tmp_path / "store")
-    parts = [np.arange(12, dtype=np.uint16).reshape(3, 4), np.empty((0, 4), np.uint16),
-             np.arange(100, 108, dtype=np.uint16).reshape(2, 4)]
+    parts = [
+        np.arange(12, dtype=np.uint16).reshape(3, 4),
+        np.empty((0, 4), np.uint16),
+        np.arange(100, 108, dtype=np.uint16).reshape(2, 4),
+    ]
     for index, part in enumerate(parts):
         write_shard(uri, index, {"input_ids": part}, {"rows": len(part)})
-    finish_store(uri, ["input_ids"], [{"index": i, "rows": len(p)} for i, p in enumerate(parts)],
-                 {"rows": 5}, tokenizer)
+    finish_store(
+        uri,
+        ["input_ids"],
+        [{"index": i, "rows": len(p)} for i, p in enumerate(parts)],
+        {"rows": 5},
+        tokenizer,
+    )
     rows = load_arrays(uri)["input_ids"]
     assert len(rows) == 5
     shard, offset = rows.locate(np.array([0, 2, 3, 4]))
     assert shard.tolist() == [0, 0, 2, 2] and offset.tolist() == [0, 2, 0, 1]
-    assert np.array_equal(rows[np.array([4, 0, 3])], np.stack([parts[2][1], parts[0][0], parts[2][0]]))
+    assert np.array_equal(
+        rows[np.array([4, 0, 3])], np.stack([parts[2][1], parts[0][0], parts[2][0]])
+    )
     assert np.array_equal(np.asarray(rows), np.concatenate(parts))
     assert isinstance(rows.shard(0), np.memmap)  # local shards are mapped, not read
     with pytest.raises(IndexError):
@@ -116,9 +143,13 @@ def test_sampler_is_disjoint_across_ranks_and_covers_each_epoch():
                 seen.extend(sampler.rows(step, m).tolist())
     assert sorted(seen) == list(range(n))
     again = BatchSampler(n, batch, micro, world, 1, seed=7)
-    assert again.rows(5, 1).tolist() == BatchSampler(n, batch, micro, world, 1, 7).rows(5, 1).tolist()
-    assert BatchSampler(n, batch, micro, world, 0, seed=8).rows(0, 0).tolist() != \
-        BatchSampler(n, batch, micro, world, 0, seed=7).rows(0, 0).tolist()
+    assert (
+        again.rows(5, 1).tolist() == BatchSampler(n, batch, micro, world, 1, 7).rows(5, 1).tolist()
+    )
+    assert (
+        BatchSampler(n, batch, micro, world, 0, seed=8).rows(0, 0).tolist()
+        != BatchSampler(n, batch, micro, world, 0, seed=7).rows(0, 0).tolist()
+    )
 
 
 def test_store_roundtrip_and_incomplete_store_is_refused(tmp_path, tokenizer):

@@ -50,8 +50,13 @@ def loss_curve() -> list[float]:
 def test_tiny_model_loss_curve_matches_the_golden_curve():
     curve = loss_curve()
     if os.environ.get("SYNTHDIV_UPDATE_GOLDEN"):
-        GOLDEN.write_text(json.dumps({"steps": STEPS, "batch": BATCH, "seq_len": SEQ,
-                                      "vocab": VOCAB, "loss": curve}, indent=1) + "\n")
+        GOLDEN.write_text(
+            json.dumps(
+                {"steps": STEPS, "batch": BATCH, "seq_len": SEQ, "vocab": VOCAB, "loss": curve},
+                indent=1,
+            )
+            + "\n"
+        )
     golden = json.loads(GOLDEN.read_text())["loss"]
     np.testing.assert_allclose(curve, golden, rtol=RTOL)
     assert curve[-1] < curve[0] - 0.5  # and it learns the stream

@@ -11,21 +11,32 @@ from synthdiv.train.model import PRESETS, count_parameters, expected_parameters,
 VOCAB = 49152  # SmolLM2 tokenizer
 
 
-@pytest.mark.parametrize("preset, expected", [
-    ("tiny", 3_277_120),
-    ("350m", 356_898_240),     # tied embeddings, docs/method.md's 960/2560/28/15
-    ("1b", 1_275_136_000),     # untied, 2048/8192/16/32
-])
+@pytest.mark.parametrize(
+    "preset, expected",
+    [
+        ("tiny", 3_277_120),
+        ("350m", 356_898_240),  # tied embeddings, docs/method.md's 960/2560/28/15
+        ("1b", 1_275_136_000),  # untied, 2048/8192/16/32
+    ],
+)
 def test_preset_parameter_counts(preset, expected):
     config = llama_config(ModelSpec(preset=preset), VOCAB)
     assert count_parameters(config) == expected == expected_parameters(config)
 
 
 def test_presets_match_method_table():
-    assert (PRESETS["350m"].hidden_size, PRESETS["350m"].intermediate_size,
-            PRESETS["350m"].num_layers, PRESETS["350m"].num_heads) == (960, 2560, 28, 15)
-    assert (PRESETS["1b"].hidden_size, PRESETS["1b"].intermediate_size,
-            PRESETS["1b"].num_layers, PRESETS["1b"].num_heads) == (2048, 8192, 16, 32)
+    assert (
+        PRESETS["350m"].hidden_size,
+        PRESETS["350m"].intermediate_size,
+        PRESETS["350m"].num_layers,
+        PRESETS["350m"].num_heads,
+    ) == (960, 2560, 28, 15)
+    assert (
+        PRESETS["1b"].hidden_size,
+        PRESETS["1b"].intermediate_size,
+        PRESETS["1b"].num_layers,
+        PRESETS["1b"].num_heads,
+    ) == (2048, 8192, 16, 32)
     config = llama_config(ModelSpec(preset="350m"), VOCAB)
     assert config.max_position_embeddings == 2048 and config.hidden_act == "silu"
 
@@ -47,7 +58,10 @@ def test_flops_per_token_is_nanogpt_formula():
     assert flops_per_token(config, 2048) == 6 * 356_898_240 + attention
     untied = llama_config(ModelSpec(preset="1b"), VOCAB)
     # the input embedding of an untied model is a lookup, not a matmul
-    assert flops_per_token(untied, 2048) == 6 * (1_275_136_000 - VOCAB * 2048) + 12 * 16 * 32 * 64 * 2048
+    assert (
+        flops_per_token(untied, 2048)
+        == 6 * (1_275_136_000 - VOCAB * 2048) + 12 * 16 * 32 * 64 * 2048
+    )
 
 
 def test_peak_lookup_and_mfu():

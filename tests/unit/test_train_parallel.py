@@ -20,8 +20,11 @@ def _one_step(rank: int, world: int, port: int, strategy: str, out: str) -> None
     from synthdiv.train.optim import build_optimizer
     from synthdiv.train.parallel import Parallelized
 
-    model = Parallelized(build_model(llama_config(ModelSpec(preset="tiny"), 128), seed=0),
-                         ScaleSpec(strategy=strategy), torch.device("cpu"))
+    model = Parallelized(
+        build_model(llama_config(ModelSpec(preset="tiny"), 128), seed=0),
+        ScaleSpec(strategy=strategy),
+        torch.device("cpu"),
+    )
     optimizer = build_optimizer(model.wrapped.named_parameters(), OptimSpec(lr=1e-2))
     batches = torch.randint(0, 128, (2, 2, 16), generator=torch.Generator().manual_seed(rank))
     for micro in range(2):  # gradient accumulation: sync on the last micro batch only

@@ -7,13 +7,15 @@ import pytest
 from synthdiv.train.sft_data import ChatTemplate, encode_conversations
 from synthdiv.train.store import IGNORE_INDEX
 
-CONVERSATION = {"messages": [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": "What is 2 + 2?"},
-    {"role": "assistant", "content": "Four."},
-    {"role": "user", "content": "And 3 + 3?"},
-    {"role": "assistant", "content": "Six."},
-]}
+CONVERSATION = {
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "Four."},
+        {"role": "user", "content": "And 3 + 3?"},
+        {"role": "assistant", "content": "Six."},
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +61,19 @@ def test_padding_and_truncation(tokenizer):
 
 
 def test_invalid_rows_are_rejected_with_reasons(tokenizer):
-    rows = [CONVERSATION, None, {"messages": [{"role": "user", "content": "hi"}]},
-            {"messages": [{"role": "robot", "content": "x"}]}]
+    rows = [
+        CONVERSATION,
+        None,
+        {"messages": [{"role": "user", "content": "hi"}]},
+        {"messages": [{"role": "robot", "content": "x"}]},
+    ]
     out = encode_conversations(rows, ChatTemplate(tokenizer), seq_len=64, system_prompt="S")
     assert out.n_in == len(out.input_ids) + len(out.rejected) == 4
     assert [r["reason"] for r in out.rejected] == [
-        "row has no 'messages' list", "no non-empty assistant message",
-        "a message needs role in system/user/assistant and string content"]
+        "row has no 'messages' list",
+        "no non-empty assistant message",
+        "a message needs role in system/user/assistant and string content",
+    ]
 
 
 def test_packaged_instruction_set_is_valid(tokenizer):
@@ -91,6 +99,7 @@ def test_the_installed_chat_template_renders_what_training_saw(tokenizer, kind, 
     exported = AutoTokenizer.from_pretrained(tmp_path)
     trained = plain.decode(template.encode(CONVERSATION["messages"])[0])
     assert exported.apply_chat_template(CONVERSATION["messages"], tokenize=False) == trained
-    prompt = exported.apply_chat_template(CONVERSATION["messages"][:2], tokenize=False,
-                                          add_generation_prompt=True)
+    prompt = exported.apply_chat_template(
+        CONVERSATION["messages"][:2], tokenize=False, add_generation_prompt=True
+    )
     assert prompt.endswith("### Assistant:\n" if kind == "simple" else "<|im_start|>assistant\n")

@@ -7,8 +7,8 @@
 - :mod:`.score` — the metric: seeds, D ± CI, records and tracking
 """
 
-from synthdiv.metrics.cluster_agent.config import PAPER_DEFAULTS, ClusterAgentParams
 from synthdiv.metrics.base import close_resources
+from synthdiv.metrics.cluster_agent.config import PAPER_DEFAULTS, ClusterAgentParams
 from synthdiv.metrics.cluster_agent.score import ClusterAgent
 
 __all__ = ["PAPER_DEFAULTS", "ClusterAgent", "ClusterAgentParams", "close_resources"]
