@@ -120,7 +120,9 @@ def throughput(root: Path, args: argparse.Namespace) -> None:
     raw_tokens = sum(r.completion_tokens for r in raw)
     # a raw answer the pipeline would reject is not a sample: count valid ones on both sides
     validate = sample_validator(cfg.quality)
-    raw_valid = sum(check_response(r, q, validate) is None for r, q in zip(raw, requests))
+    raw_valid = sum(
+        check_response(r, q, validate) is None for r, q in zip(raw, requests, strict=True)
+    )
     # the pipeline drives the same loaded engine (no cache), so only its own overhead differs
     result = generate_corpus(
         cfg,
@@ -268,7 +270,9 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
         corpora[label] = balanced_subset(corpus, size)
         encoded = minilm.encode(corpora[label].texts, batch_size=32, convert_to_numpy=True)
         on_topic = on_topic_cosine(corpora[label], encoded, minilm)
-        vectors.update({f"{label}/{i}": v for i, v in zip(corpora[label].ids, encoded)})
+        vectors.update(
+            {f"{label}/{i}": v for i, v in zip(corpora[label].ids, encoded, strict=True)}
+        )
         corpora[label] = Corpus(
             ids=[f"{label}/{i}" for i in corpora[label].ids], texts=corpora[label].texts
         )

@@ -101,7 +101,7 @@ class Corpus:
 
     def documents(self) -> Iterator[dict[str, Any]]:
         """The documents as ``{id, text, meta}`` dicts, e.g. for :func:`write_corpus`."""
-        for doc_id, text, meta in zip(self.ids, self.texts, self.metas):
+        for doc_id, text, meta in zip(self.ids, self.texts, self.metas, strict=True):
             yield {"id": doc_id, "text": text, "meta": meta}
 
 

@@ -38,7 +38,7 @@ def _rows_table(rows: dict[str, list[Any]]) -> Any:
 
 def _validate_files(batch: dict[str, np.ndarray], cfg_json: str) -> Iterator[Any]:
     cfg = CorpusConfig.model_validate_json(cfg_json)
-    for file_uri, fmt, file_index in zip(batch["file"], batch["fmt"], batch["index"]):
+    for file_uri, fmt, file_index in zip(batch["file"], batch["fmt"], batch["index"], strict=True):
         rows: dict[str, list[Any]] = {c: [] for c in _RAY_COLUMNS}
         for rowno, row in enumerate(iter_raw_rows(str(file_uri), str(fmt))):
             try:
@@ -74,7 +74,9 @@ def _block_stats(table: Any) -> dict[str, list[Any]]:
     status = (
         table["status"].to_pylist() if "status" in table.column_names else ["ok"] * table.num_rows
     )
-    for doc_id, text, st in zip(table["id"].to_pylist(), table["text"].to_pylist(), status):
+    for doc_id, text, st in zip(
+        table["id"].to_pylist(), table["text"].to_pylist(), status, strict=True
+    ):
         if st == "ok":
             digest.add(doc_id, text)
     return {"counts": [json.dumps(Counter(status))], "acc": [f"{digest.acc:032x}"], "n": [digest.n]}

@@ -77,7 +77,7 @@ def digest_documents(ids: list[str], texts: list[str]) -> str:
     """Order-independent content hash of (id, text) pairs: reading shards in another order, or
     on another machine, gives the same digest."""
     digest = ContentDigest()
-    for doc_id, text in zip(ids, texts):
+    for doc_id, text in zip(ids, texts, strict=True):
         digest.add(doc_id, text)
     return digest.hexdigest()
 

@@ -17,7 +17,7 @@ def plot_scores(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     cols = min(4, n)
     nrows = (n + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.4 * nrows), squeeze=False)
-    for ax, row in zip(axes.flat, rows):
+    for ax, row in zip(axes.flat, rows, strict=True):
         value, low, high = row["value"], row["ci_low"], row["ci_high"]
         ax.errorbar([0], [value], yerr=[[value - low], [high - value]], fmt="o", capsize=6)
         arrow = "↑ more diverse" if row["higher_is_more_diverse"] else "↓ more diverse"
@@ -39,7 +39,7 @@ def plot_curves(
     """Line per run (step, value); ``out`` is a path or a binary file object."""
     fig, ax = plt.subplots(figsize=(8, 4))
     for label, points in curves.items():
-        steps, values = zip(*sorted(points))
+        steps, values = zip(*sorted(points), strict=True)
         ax.plot(steps, values, label=label, linewidth=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)

@@ -68,9 +68,11 @@ class StudyConfig(StrictModel):
             keys = list(self.grid)
             for values in itertools.product(*(self.grid[k] for k in keys)):
                 overrides: dict[str, Any] = {}
-                for key, value in zip(keys, values):
+                for key, value in zip(keys, values, strict=True):
                     set_dotted(overrides, key, value)
-                label = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, values))
+                label = "_".join(
+                    f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, values, strict=True)
+                )
                 self.corpora.append(CorpusVariant(name=label, generate=overrides))
             self.grid = {}
         for by_size in ("pretrain_by_size", "sft_by_size"):

@@ -79,7 +79,7 @@ def topic_series(
         labels = rng.choice(sorted(eligible), size=level, replace=False)
         picked = [
             int(i)
-            for lab, k in zip(labels, per_label)
+            for lab, k in zip(labels, per_label, strict=True)
             for i in rng.choice(groups[lab], size=k, replace=False)
         ]
         built.append(

@@ -66,8 +66,14 @@ def plot_validation(
         cs = [c for c in correlations if c["series"] == name]
         ax = axes[0][col]
         rhos = [c["rho"] if c["rho"] is not None else 0.0 for c in cs]
-        low = [r - (c["ci_low"] if c["ci_low"] is not None else r) for r, c in zip(rhos, cs)]
-        high = [(c["ci_high"] if c["ci_high"] is not None else r) - r for r, c in zip(rhos, cs)]
+        low = [
+            r - (c["ci_low"] if c["ci_low"] is not None else r)
+            for r, c in zip(rhos, cs, strict=True)
+        ]
+        high = [
+            (c["ci_high"] if c["ci_high"] is not None else r) - r
+            for r, c in zip(rhos, cs, strict=True)
+        ]
         ax.barh([c["metric"] for c in cs], rhos, xerr=[low, high], capsize=3, color="tab:blue")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlim(-1.05, 1.05)

@@ -110,9 +110,7 @@ def quickstart(
 @app.command("report")
 def report(
     experiment: str = typer.Option("synthdiv-quickstart", help="The study's MLflow experiment."),
-    parent_run_id: str | None = typer.Option(
-        None, help="Only this `synthdiv run` (parent run)."
-    ),
+    parent_run_id: str | None = typer.Option(None, help="Only this `synthdiv run` (parent run)."),
     tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI."),
     out_file: Path | None = typer.Option(
         None, "--out", help="HTML file (default .synthdiv/reports/<experiment>.html)."

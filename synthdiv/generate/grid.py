@@ -63,7 +63,7 @@ def expand_grid(cfg: GenerateGridConfig) -> list[GridCell]:
     }
     cells = []
     for combo in itertools.product(*values.values()):
-        chosen = dict(zip(values, combo))
+        chosen = dict(zip(values, combo, strict=True))
         data = {**cfg.base, "runtime": cfg.runtime.model_dump()}
         parts, lineage = [], {"grid": cfg.name}
         for key, value in chosen.items():
@@ -95,7 +95,7 @@ def run_grid(cfg: GenerateGridConfig, progress: ProgressFn = no_progress) -> dic
     results: dict[str, StageResult] = {}
     with ray_session(cfg.runtime), stage_run("generate_grid", cfg, cfg.runtime) as parent:
         parent.log_params({"grid.cells": [c.name for c in cells]})
-        for cell, stage in zip(cells, stages):
+        for cell, stage in zip(cells, stages, strict=True):
             results[cell.name] = run_stage(stage, parent=parent)
             progress("grid cells", len(results), len(cells))
         parent.log_metrics({"grid.cells_done": float(len(results))})

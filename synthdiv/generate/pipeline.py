@@ -89,7 +89,7 @@ def to_documents(
 ) -> tuple[list[Doc], list[Doc]]:
     """Valid answers become rendered documents; the rest become rejects with the raw output."""
     docs, rejects = [], []
-    for task, answer in zip(tasks, answers):
+    for task, answer in zip(tasks, answers, strict=True):
         meta = plan.task_meta(task)
         meta["generator_model"] = model_ids[task.generator]
         sample = parse_sample(answer.parsed) if answer.ok else answer.error or "no answer"
@@ -232,7 +232,7 @@ class GenerateStage(BaseStage):
             replies = runners[gen].run(
                 [self.plan.request(t) for t in tasks], validate=sample_validator(cfg.quality)
             )
-            answers.update({t.doc_id: a for t, a in zip(tasks, replies)})
+            answers.update({t.doc_id: a for t, a in zip(tasks, replies, strict=True)})
         model_ids = {g: r.backend.model_id for g, r in runners.items()}
         for index, shard in group:
             replies = [answers[t.doc_id] for t in shard]

@@ -29,7 +29,9 @@ def read_shard(out: ShardedOutput, index: int) -> list[Doc]:
     table = pq.read_table(io.BytesIO(data))
     return [
         {"id": i, "text": t, "meta": json.loads(m) if m else {}}
-        for i, t, m in zip(*(table.column(c).to_pylist() for c in ("id", "text", "meta")))
+        for i, t, m in zip(
+            *(table.column(c).to_pylist() for c in ("id", "text", "meta")), strict=True
+        )
     ]
 
 

@@ -73,7 +73,7 @@ def taxonomy_from_corpus(
             seed=seed,
             prompt_id=PROMPT_ID,
         )
-        for doc_id, text in zip(sample.ids, sample.texts)
+        for doc_id, text in zip(sample.ids, sample.texts, strict=True)
     ]
     with build_runner(llm, cache_dir=cache_dir) as runner:
         answers = runner.run(requests, validate=_check)

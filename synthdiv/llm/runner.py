@@ -177,7 +177,7 @@ class LLMRunner:
                 self.usage.retries += len(pending)
             answers = self._answer([current[i] for i in pending])
             still: list[int] = []
-            for i, response in zip(pending, answers):
+            for i, response in zip(pending, answers, strict=True):
                 response.id = chunk[i].id
                 response.attempts = attempt + 1
                 final[i] = response

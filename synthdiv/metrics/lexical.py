@@ -158,7 +158,7 @@ def self_repetition(tokens: TokenizedCorpus, n: int = 4) -> float:
     order = np.argsort(part, kind="stable")  # a radix sort; keeps docs ascending in each part
     keys, docs = keys[order], docs[order]
     stop = np.cumsum(np.bincount(part, minlength=1 << bits))
-    for lo, hi in zip(np.r_[0, stop[:-1]], stop):
+    for lo, hi in zip(np.r_[0, stop[:-1]], stop, strict=True):
         _add_other_document_counts(keys[lo:hi], docs[lo:hi], sums)
     return float(np.mean(np.log1p(sums)))
 

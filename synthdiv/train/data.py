@@ -85,11 +85,12 @@ def prepare_pretrain_store(
     natural = _natural_tokens(
         docs, data, tokenizer, store_uri, stable_digest([[r.digest for r in reports], tokenizer_id])
     )
-    for src, n in zip(data.corpora, natural):
+    for src, n in zip(data.corpora, natural, strict=True):
         if n == 0:
             raise TrainDataError(f"dataset {src.corpus.path} has no tokens")
     targets = [
-        src.target_tokens or max(1, round(src.weight * n)) for src, n in zip(data.corpora, natural)
+        src.target_tokens or max(1, round(src.weight * n))
+        for src, n in zip(data.corpora, natural, strict=True)
     ]
     n_shards = max(1, math.ceil(sum(targets) / data.shard_tokens))
     key = stable_digest(
@@ -112,7 +113,7 @@ def prepare_pretrain_store(
         eos_id=tokenizer.eos_token_id,
         dtype="uint16" if len(tokenizer) <= 2**16 else "uint32",
         n_shards=n_shards,
-        ratios=tuple(t / n for t, n in zip(targets, natural)),
+        ratios=tuple(t / n for t, n in zip(targets, natural, strict=True)),
         labels=tuple(source_name(src) for src in data.corpora),
         pending=frozenset(),
     )
@@ -229,7 +230,7 @@ def _natural_tokens(
         step = CountTokens(tokenizer=tokenizer)
         for batch in docs.iter_batches(batch_size=data.tokenize_batch_size, batch_format="numpy"):
             part = step(batch)
-            totals.update(dict(zip(part["corpus"].tolist(), part["tokens"].tolist())))
+            totals.update(dict(zip(part["corpus"].tolist(), part["tokens"].tolist(), strict=True)))
     natural = [totals[i] for i in range(len(data.corpora))]
     write_json_atomic(posixpath.join(store_uri, COUNTS), {"key": cache_key, "natural": natural})
     return natural
@@ -286,7 +287,7 @@ def _summary(
     for marker in markers:
         by_source.update(marker["by_source"])
     corpora = []
-    for i, (src, report) in enumerate(zip(data.corpora, reports)):
+    for i, (src, report) in enumerate(zip(data.corpora, reports, strict=True)):
         copies = sum(m["copies"][i] for m in markers)
         corpora.append(
             {

@@ -108,7 +108,7 @@ class TokenizeCopies(_Encoder):
         plan = self.plan
         docs: list[int] = []  # batch rows with at least one pending copy
         doc_of, shards, copies = [], [], []
-        for row, (corpus, doc_id) in enumerate(zip(batch["corpus"], batch["id"])):
+        for row, (corpus, doc_id) in enumerate(zip(batch["corpus"], batch["id"], strict=True)):
             corpus, doc_id, first = int(corpus), str(doc_id), True
             for copy in range(copies_of(plan.seed, corpus, doc_id, plan.ratios[corpus])):
                 shard = shard_of(plan.seed, corpus, doc_id, copy, plan.n_shards)
@@ -179,7 +179,7 @@ def pack_shard(table: pa.Table, plan: PackPlan, shard: int) -> tuple[np.ndarray,
     corpus = table["corpus"].to_numpy().astype(np.int64)
     n = len(plan.ratios)
     by_source: Counter[str] = Counter()
-    for label, length in zip(table["source"].to_pylist(), lengths.tolist()):
+    for label, length in zip(table["source"].to_pylist(), lengths.tolist(), strict=True):
         by_source[label] += length + 1
     marker = {
         "key": plan.key,

@@ -126,7 +126,7 @@ def encode_conversations(
                 {"row": index, "reason": f"no assistant token within seq_len={seq_len}"}
             )
             continue
-        labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
+        labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask, strict=True)]
         pad = seq_len - len(ids)
         ids_rows.append(ids + [pad_id] * pad)
         label_rows.append(labels + [IGNORE_INDEX] * pad)

@@ -258,7 +258,7 @@ class BatchSampler:
         start = step * self.global_batch + self.rank * self.per_rank + micro * self.micro
         g = np.arange(start, start + self.micro)
         epochs, offsets = np.divmod(g, self.n_rows)
-        return np.array([self._perm(int(e))[o] for e, o in zip(epochs, offsets)])
+        return np.array([self._perm(int(e))[o] for e, o in zip(epochs, offsets, strict=True)])
 
     def _perm(self, epoch: int) -> np.ndarray:
         return _permutation(self.n_rows, self.seed, epoch)

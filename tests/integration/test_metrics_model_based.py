@@ -107,7 +107,7 @@ def test_perplexity_gap_between_shallow_and_full_model(ctx_resources, shallow_sm
     )
     result = metric.compute(corpus_of(VARIED), make_ctx(ctx_resources, n_seeds=2, sample_size=3))
     assert result.details["same_tokenizer"] is True
-    for seed_details, gap in zip(result.details["per_seed_details"], result.per_seed):
+    for seed_details, gap in zip(result.details["per_seed_details"], result.per_seed, strict=True):
         signed = seed_details["ppl_small"] - seed_details["ppl_large"]
         assert gap == pytest.approx(abs(signed)) and seed_details["signed_gap"] == signed
         assert signed > 0  # the 4-layer model predicts worse than the full one

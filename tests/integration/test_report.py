@@ -134,7 +134,8 @@ def test_report_puts_the_ranking_with_cis_first(runtime, tmp_path):
     lows = [float(r["spearman_ci_low"]) * int(r["direction"]) for r in top]
     highs = [float(r["spearman_ci_high"]) * int(r["direction"]) for r in top]
     excludes_zero = (
-        all(lo * hi > 0 for lo, hi in zip(lows, highs)) and len({lo > 0 for lo in lows}) == 1
+        all(lo * hi > 0 for lo, hi in zip(lows, highs, strict=True))
+        and len({lo > 0 for lo in lows}) == 1
     )
     assert N_CORPORA >= MIN_CORPORA_FOR_CLAIM
     trust = re.search(r"<p class='trust'>(.*?)</p>", page).group(1)

@@ -174,7 +174,9 @@ def test_weighting_hits_the_target_and_is_reported_exactly(store, corpora, token
     synth = summary["corpora"][0]
     assert synth["natural_tokens"] == sum(lengths) and synth["target_tokens"] == 5000
     ratio = 5000 / sum(lengths)
-    expected = sum(copies_of(SEED, 0, d["id"], ratio) * n for d, n in zip(docs, lengths))
+    expected = sum(
+        copies_of(SEED, 0, d["id"], ratio) * n for d, n in zip(docs, lengths, strict=True)
+    )
     assert synth["selected_tokens"] == expected  # exact, summed over the shards
     assert abs(expected - 5000) < 0.05 * 5000  # and its expectation is the target
     web = summary["corpora"][1]

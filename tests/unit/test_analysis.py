@@ -116,7 +116,7 @@ def test_bootstrap_drops_degenerate_resamples_with_four_points():
 def _points(metric_values, accs, size="350M", variant="base"):
     return [
         Point(f"d{i}", size, variant, acc, {"m_up": Score(v), "m_down": Score(-v)})
-        for i, (v, acc) in enumerate(zip(metric_values, accs))
+        for i, (v, acc) in enumerate(zip(metric_values, accs, strict=True))
     ]
 
 

@@ -112,8 +112,8 @@ def repair_partition(clusters: Any, K: int) -> list[list[int]] | None:
 
 def apply_invalid_rule(sizes: Sequence[int], valid: Sequence[bool], rule: str) -> tuple[int, int]:
     """(C, n) after handling rejected clusters: 'split' → singletons, 'drop' → removed."""
-    kept = [s for s, ok in zip(sizes, valid) if ok]
-    rejected = [s for s, ok in zip(sizes, valid) if not ok]
+    kept = [s for s, ok in zip(sizes, valid, strict=True) if ok]
+    rejected = [s for s, ok in zip(sizes, valid, strict=True) if not ok]
     if rule == "split":
         return len(kept) + sum(rejected), sum(sizes)
     if rule == "drop":
@@ -282,7 +282,9 @@ def run_iterations(
         if progress is not None:
             progress("cluster_agent clustering", done[0], len(requests))
 
-    for it, response in zip(iterations, runner.run(requests, validate=validate, on_done=advance)):
+    for it, response in zip(
+        iterations, runner.run(requests, validate=validate, on_done=advance), strict=True
+    ):
         if response.ok:
             it.answer = response.parsed
             it.clusters = [list(c["members"]) for c in response.parsed["clusters"]]
@@ -354,7 +356,7 @@ def verify(
             for it, multi in group
         ]
         responses = runner.run(requests, validate=verification_validator(n_reviewed))
-        for (it, multi), response in zip(group, responses):
+        for (it, multi), response in zip(group, responses, strict=True):
             if not response.ok:
                 it.status, it.error = FAILED_VERIFICATION, response.error
                 continue

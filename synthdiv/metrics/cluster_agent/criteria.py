@@ -342,7 +342,9 @@ def add_guidance(
         )
         for i, c in enumerate(items)
     ]
-    for criterion, response in zip(items, runner.run(requests, validate=validate_guidance)):
+    for criterion, response in zip(
+        items, runner.run(requests, validate=validate_guidance), strict=True
+    ):
         if response.ok:
             criterion.guidance = " ".join(response.parsed["guidance"].split())
         else:
