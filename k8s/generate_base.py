@@ -72,7 +72,8 @@ def render() -> dict[str, str]:
         },
         sort_keys=False,
     )
-    # The GPU overlay's RayJob template: the chart's, rendered with helm/synthdiv/ci/gpu-values.yaml.
+    # The GPU overlay's RayJob template: the chart's, rendered with helm/synthdiv/ci/gpu-
+    # values.yaml.
     gpu = render_objects("-f", str(REPO / "helm" / "synthdiv" / "ci" / "gpu-values.yaml"))
     template = next(o for o in gpu if o["metadata"]["name"].endswith("-rayjob-template"))
     files["overlays/gpu/rayjob.yaml"] = template["data"]["rayjob.yaml"]

@@ -1,4 +1,5 @@
-"""Zero-shot evaluation through lm-eval: offline local tasks, the paper's eight, lineage in MLflow."""
+"""Zero-shot evaluation through lm-eval: offline local tasks, the paper's eight, lineage in
+MLflow."""
 
 from synthdiv.evaluate.checkpoint import CheckpointError
 from synthdiv.evaluate.config import EvalConfig, Lineage, ModelConfig, Paper8Data

@@ -385,7 +385,8 @@ def generate_corpus(
     parent: Any = None,
     runner_factory: RunnerFactory = build_runner,
 ) -> StageResult:
-    """Generate one corpus as a tracked stage; the library entry point behind ``synthdiv generate``."""
+    """Generate one corpus as a tracked stage; the library entry point behind ``synthdiv
+    generate``."""
     from synthdiv.stage import run_stage
 
     stage = GenerateStage(

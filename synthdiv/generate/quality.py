@@ -48,7 +48,8 @@ def _words(text: str) -> list[str]:
 
 
 def top_ngram_char_fraction(words: list[str], n: int) -> float:
-    """Characters (of its words) in all occurrences of the most frequent n-gram, over all characters."""
+    """Characters (of its words) in all occurrences of the most frequent n-gram, over all
+    characters."""
     total = sum(map(len, words))
     if len(words) < n or not total:
         return 0.0

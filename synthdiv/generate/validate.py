@@ -75,7 +75,8 @@ class Passage:
 
 @dataclass(frozen=True)
 class Sample:
-    """A validated generation: passages, then a question whose answer is ``options[answer_index]``."""
+    """A validated generation: passages, then a question whose answer is
+    ``options[answer_index]``."""
 
     passages: tuple[Passage, ...]
     question: str

@@ -32,7 +32,8 @@ from synthdiv.models import ModelNotFoundError, smollm2_chat_gguf
 # here than on vLLM or an OpenAI endpoint; disabling them leaves temperature/top_p in charge.
 _NEUTRAL_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
 # Actors compute in llama.cpp's own threads (sized by default_threads); a fractional reservation
-# keeps a small machine's logical CPUs free for other tasks (docs/DEVELOPING.md: pools of 1-CPU actors hang).
+# keeps a small machine's logical CPUs free for other tasks (docs/DEVELOPING.md: pools of 1-CPU
+# actors hang).
 ACTOR_NUM_CPUS = 0.5
 # llama-cpp-python's schema converter lets raw control characters (newlines) into JSON strings,
 # which strict JSON parsers reject; llama.cpp's own converter excludes them, as we do here.

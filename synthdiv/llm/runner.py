@@ -84,7 +84,8 @@ class ResponseCache:
 
 
 def retry_request(request: ChatRequest, attempt: int) -> ChatRequest:
-    """The request for retry number ``attempt`` (>= 1): a new seed, and sampling if it was greedy."""
+    """The request for retry number ``attempt`` (>= 1): a new seed, and sampling if it was
+    greedy."""
     seed = (request.seed or 0) + attempt * _SEED_STRIDE
     temperature = request.temperature if request.temperature > 0 else RETRY_TEMPERATURE
     return request.model_copy(update={"seed": seed, "temperature": temperature})

@@ -129,7 +129,8 @@ class VLLMBackend:
         if not requests:
             return
         require_ray(self.name)  # before build_processor, which would start a private Ray
-        # Resolved at first use: the packaged model is converted to an HF directory once per machine.
+        # Resolved at first use: the packaged model is converted to an HF directory once per
+        # machine.
         model_source = resolve_causal_lm(self.cfg.model)
         use_gpu = ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
         processor = build_processor(

@@ -107,7 +107,8 @@ class VendiParams(StrictModel):
 
 @register
 class VendiScore(ConfiguredMetric):
-    """Vendi score of the cosine kernel (dual form): effective number of distinct documents, 1..min(n, d)."""
+    """Vendi score of the cosine kernel (dual form): effective number of distinct documents,
+    1..min(n, d)."""
 
     name: ClassVar[str] = "vendi"
     version: ClassVar[str] = "1"
@@ -143,7 +144,8 @@ class PairwiseCosineDistance(ConfiguredMetric):
 
 @register
 class RemoteClique(ConfiguredMetric):
-    """Remote-clique (the `diversity` package's definition, self-pairs included): 1 − ‖mean embedding‖²."""
+    """Remote-clique (the `diversity` package's definition, self-pairs included): 1 − ‖mean
+    embedding‖²."""
 
     name: ClassVar[str] = "remote_clique"
     version: ClassVar[str] = "1"
@@ -206,7 +208,8 @@ def spherical_kmeans(
 
 @register
 class KMeansScore(ConfiguredMetric):
-    """k-means (faiss, spherical) on embeddings: mean cosine distance of documents to their centroid."""
+    """k-means (faiss, spherical) on embeddings: mean cosine distance of documents to their
+    centroid."""
 
     name: ClassVar[str] = "kmeans"
     version: ClassVar[str] = "2"  # 2: k capped at n // 5, undefined (NaN) below 10 documents

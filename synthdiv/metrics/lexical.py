@@ -260,7 +260,8 @@ class DistinctNParams(StrictModel):
 
 @register
 class DistinctN(ConfiguredMetric):
-    """Distinct-n: unique n-grams / total n-grams over all documents (n-grams stay inside documents)."""
+    """Distinct-n: unique n-grams / total n-grams over all documents (n-grams stay inside
+    documents)."""
 
     name: ClassVar[str] = "distinct_n"
     version: ClassVar[str] = "1"
@@ -288,7 +289,8 @@ class NgramDiversityParams(StrictModel):
 
 @register
 class NgramDiversity(ConfiguredMetric):
-    """N-gram diversity: Σ_{n=1..max_n} distinct-n (range 0..max_n), the `diversity` package's score."""
+    """N-gram diversity: Σ_{n=1..max_n} distinct-n (range 0..max_n), the `diversity` package's
+    score."""
 
     name: ClassVar[str] = "ngram_diversity"
     version: ClassVar[str] = "1"
@@ -313,7 +315,8 @@ class SelfRepetitionParams(StrictModel):
 
 @register
 class SelfRepetition(ConfiguredMetric):
-    """Self-repetition: mean over documents of ln(1 + Σ over its unique 4-grams of other documents containing it)."""
+    """Self-repetition: mean over documents of ln(1 + Σ over its unique 4-grams of other
+    documents containing it)."""
 
     name: ClassVar[str] = "self_repetition"
     version: ClassVar[str] = "1"
@@ -334,7 +337,8 @@ class CompressionRatioParams(StrictModel):
 
 @register
 class CompressionRatio(ConfiguredMetric):
-    """Compression ratio: bytes of the space-joined corpus / bytes after gzip (higher = more redundant)."""
+    """Compression ratio: bytes of the space-joined corpus / bytes after gzip (higher = more
+    redundant)."""
 
     name: ClassVar[str] = "compression_ratio"
     version: ClassVar[str] = "1"

@@ -44,7 +44,8 @@ class CausalLM:
     path: str
 
     def nll(self, texts: list[str], batch_size: int, max_length: int) -> NLLTotals:
-        """Token-weighted NLL of ``texts``; batches hold documents of similar length (less padding)."""
+        """Token-weighted NLL of ``texts``; batches hold documents of similar length (less
+        padding)."""
         import torch
 
         encoded = [

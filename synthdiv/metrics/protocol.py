@@ -79,7 +79,8 @@ def exact_with_half_sample_ci(
     ctx: MetricContext,
     details: dict[str, Any] | None = None,
 ) -> MetricResult:
-    """Exact value on all ``n_docs`` documents, interval from seeded half-samples (see module doc)."""
+    """Exact value on all ``n_docs`` documents, interval from seeded half-samples (see module
+    doc)."""
     if n_docs == 0:
         raise ValueError(f"metric {metric.name!r}: the corpus is empty")
     started = time.perf_counter()

@@ -88,7 +88,8 @@ class Criteria:
 
 
 def slugify(name: str) -> str:
-    """Normalised criterion name: lower snake_case, so 'Subject Domain' and 'subject-domain' merge."""
+    """Normalised criterion name: lower snake_case, so 'Subject Domain' and 'subject-domain'
+    merge."""
     slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     return slug[:MAX_NAME_CHARS].rstrip("_")
 
