@@ -139,7 +139,8 @@ def throughput(root: Path, args: argparse.Namespace) -> None:
         f"  ({raw_valid}/{len(raw)} answers valid)"
     )
     print(
-        f"pipeline    : {valid_rate:6.3f} valid samples/s  {m['run.output_tokens_per_s']:7.1f} out tok/s"
+        f"pipeline    : {valid_rate:6.3f} valid samples/s "
+        f" {m['run.output_tokens_per_s']:7.1f} out tok/s"
         f"  (retries {m['generate.retries']:.0f}, rejected {m['generate.n_rejected']:.0f})"
     )
     print(
@@ -298,7 +299,8 @@ def diversity(root: Path, args: argparse.Namespace) -> None:
         if len(labels) > 1:
             n = min(len(corpora[lbl]) for lbl in labels)  # equal sizes within a comparison
             print(
-                f"\n== designed diversity: {group}, {n} docs each (signed: higher = more diverse) =="
+                f"\n== designed diversity: {group}, {n} docs "
+                "each (signed: higher = more diverse) =="
             )
             order_report(
                 labels,

@@ -77,7 +77,8 @@ def main() -> None:
     for path in (smollm2_gguf_path(), smollm2_chat_gguf()):
         s = speeds(str(path), threads, args.max_tokens)
         print(
-            f"{path.name:40s} {s['prompt_tok_s']:12.0f} {s['free_tok_s']:10.1f} {s['json_tok_s']:10.1f}"
+            f"{path.name:40s} {s['prompt_tok_s']:12.0f} "
+            f"{s['free_tok_s']:10.1f} {s['json_tok_s']:10.1f}"
         )
     print(f"max |Q8_0 - Q4_1| on blk.0.ffn_down: {weight_gap():.3f} Q4 steps")
 

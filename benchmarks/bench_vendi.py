@@ -54,10 +54,12 @@ def main() -> None:
         worst = max(worst, abs(dual - kernel))
         print(
             f"n={args.check} q={q}: dual {dual:.9f} ({t_dual:.3f}s, {m_dual:.0f} MiB)  "
-            f"kernel {kernel:.9f} ({t_kernel:.3f}s, {m_kernel:.0f} MiB)  |diff| {abs(dual - kernel):.2e}"
+            f"kernel {kernel:.9f} ({t_kernel:.3f}s, {m_kernel:.0f} "
+            f"MiB)  |diff| {abs(dual - kernel):.2e}"
         )
     print(
-        f"agreement within {TOLERANCE:g}: {'ok' if worst <= TOLERANCE else 'FAILED'} (max |diff| {worst:.2e})"
+        f"agreement within {TOLERANCE:g}: "
+        f"{'ok' if worst <= TOLERANCE else 'FAILED'} (max |diff| {worst:.2e})"
     )
 
     big = topic_vectors(args.large, seed=1)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Generate synthdiv's offline evaluation tasks (YAML + JSONL) from hand-written facts and templates.
+"""Generate synthdiv's offline evaluation tasks (YAML + JSONL) from hand-written facts and
+templates.
 
 The shipped files under ``synthdiv/evaluate/tasks/`` are this script's output; rerunning it
 reproduces them byte for byte (seeded RNG, sorted output), which a unit test checks. Every
@@ -115,7 +116,10 @@ def arithmetic(rng: random.Random) -> list[Row]:
             ans, near = a - b, [a + b, b]
         elif kind == "multiplication":
             a, b = rng.randint(2, 12), rng.randint(2, 12)
-            q = f"There are {a} bags with {b} {item} in each bag. How many {item} are there in total?"
+            q = (
+                f"There are {a} bags with {b} {item} in each "
+                f"bag. How many {item} are there in total?"
+            )
             ans, near = a * b, [a + b, a * (b + 1)]
         else:
             b, ans = rng.randint(2, 10), rng.randint(2, 12)

@@ -274,7 +274,8 @@ def correlations_markdown(rows: list[Correlation], target: str, confidence: floa
             f"(paired bootstrap {pct} CIs over corpora; direction +1 = higher is more diverse)."
         ),
         "",
-        f"| metric | size | variant | n | Spearman ρ | {pct} CI | p | Pearson r | {pct} CI | p | dir |",
+        "| metric | size | variant | n | Spearman ρ | "
+        f"{pct} CI | p | Pearson r | {pct} CI | p | dir |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in rows:

@@ -103,37 +103,49 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def parse_row(row: RawRow, cfg: CorpusConfig) -> dict[str, Any]:
-    """A document ``{id, text, meta}``, or :class:`Reject`. Duplicates are checked by callers."""
-    obj: Any = row.value
-    if isinstance(obj, bytes):
+def _utf8(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise Reject("not_utf8", str(err)) from None
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """The row as a dict: raw bytes are decoded and parsed, anything else must already be one."""
+    if isinstance(value, bytes):
         try:
-            line = obj.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise Reject("not_utf8", str(err)) from None
-        try:
-            obj = json.loads(line)
+            value = json.loads(_utf8(value))
         except json.JSONDecodeError as err:
             raise Reject("bad_json", str(err)) from None
-    if not isinstance(obj, dict):
-        raise Reject("not_object", f"a JSON {type(obj).__name__}, not an object")
-    text = obj.get(cfg.text_field)
+    if not isinstance(value, dict):
+        raise Reject("not_object", f"a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _text(obj: dict[str, Any], field: str) -> str:
+    text = obj.get(field)
     if text is None:
-        raise Reject("missing_text", f"no {cfg.text_field!r} field")
+        raise Reject("missing_text", f"no {field!r} field")
     if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise Reject("not_utf8", str(err)) from None
+        text = _utf8(text)
     if not isinstance(text, str):
-        raise Reject("wrong_type", f"{cfg.text_field!r} is {type(text).__name__}, not a string")
-    doc_id = obj.get(cfg.id_field)
+        raise Reject("wrong_type", f"{field!r} is {type(text).__name__}, not a string")
+    return text
+
+
+def _doc_id(obj: dict[str, Any], field: str, location: str) -> str:
+    doc_id = obj.get(field)
     if doc_id is None:
-        doc_id = row.location
-    elif isinstance(doc_id, int) and not isinstance(doc_id, bool):
-        doc_id = str(doc_id)
-    elif not isinstance(doc_id, str) or not doc_id:
-        raise Reject("wrong_type", f"{cfg.id_field!r} is {doc_id!r}, not a non-empty string")
+        return location
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+        return str(doc_id)
+    if not isinstance(doc_id, str) or not doc_id:
+        raise Reject("wrong_type", f"{field!r} is {doc_id!r}, not a non-empty string")
+    return doc_id
+
+
+def _meta(obj: dict[str, Any], reserved: set[str]) -> dict[str, Any]:
+    """``meta`` plus every unreserved top-level field."""
     meta = obj.get("meta")
     if isinstance(meta, str):  # Parquet has no schema-free map: synthdiv writes meta as JSON text
         try:
@@ -144,8 +156,15 @@ def parse_row(row: RawRow, cfg: CorpusConfig) -> dict[str, Any]:
         meta = {}
     if not isinstance(meta, dict):
         raise Reject("wrong_type", f"'meta' is {type(meta).__name__}, not an object")
-    reserved = {cfg.text_field, cfg.id_field, "meta"}
-    meta = {**meta, **{k: v for k, v in obj.items() if k not in reserved}}
+    return {**meta, **{k: v for k, v in obj.items() if k not in reserved}}
+
+
+def parse_row(row: RawRow, cfg: CorpusConfig) -> dict[str, Any]:
+    """A document ``{id, text, meta}``, or :class:`Reject`. Duplicates are checked by callers."""
+    obj = _json_object(row.value)
+    text = _text(obj, cfg.text_field)
+    doc_id = _doc_id(obj, cfg.id_field, row.location)
+    meta = _meta(obj, {cfg.text_field, cfg.id_field, "meta"})
     if not (_is_utf8(text) and _is_utf8(doc_id)):
         raise Reject("not_utf8", "text or id holds unpaired surrogates")
     if not text.strip():

@@ -303,7 +303,8 @@ class StudyReport:
             criteria = self._artifact(run, "cluster_agent/seed_0/criteria.md")
             if criteria:
                 parts.append(
-                    f"<details open><summary>Cluster-agent criteria</summary><pre>{_esc(criteria.read_text())}</pre></details>"
+                    "<details open><summary>Cluster-agent "
+                    f"criteria</summary><pre>{_esc(criteria.read_text())}</pre></details>"
                 )
             iterations = self._artifact(run, "cluster_agent/seed_0/iterations.jsonl")
             if iterations:
@@ -363,7 +364,10 @@ class StudyReport:
         if not studies:
             return "<p><em>no study run (stages were run by hand)</em></p>"
         path = self._artifact(studies[-1], "config/resolved.yaml")
-        return f"<details><summary>Every knob, as the study ran</summary><pre>{_esc(path.read_text()) if path else ''}</pre></details>"
+        return (
+            "<details><summary>Every knob, as the study "
+            f"ran</summary><pre>{_esc(path.read_text()) if path else ''}</pre></details>"
+        )
 
     def render(self) -> str:
         score_table, score_runs = self.scores()
@@ -386,15 +390,18 @@ class StudyReport:
         return (
             "<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>synthdiv report: {_esc(self.experiment)}</title><style>{_CSS}</style></head>"
-            f"<body><h1>synthdiv report: {_esc(self.experiment)}</h1><nav>{nav}</nav>{body}</body></html>"
+            "<body><h1>synthdiv report: "
+            f"{_esc(self.experiment)}</h1><nav>{nav}</nav>{body}</body></html>"
         )
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1240px;padding:0 16px;color:#222;line-height:1.4}
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1240px;padding:0 16px;color:#222;
+  line-height:1.4}
 nav{font-size:14px;margin-bottom:1em}nav a{color:#246}
 table{border-collapse:collapse;margin:.5em 0;font-size:13px;font-variant-numeric:tabular-nums}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}th{background:#f3f3f3}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}
+th{background:#f3f3f3}
 .wide{overflow-x:auto;max-width:100%}
 pre{background:#f8f8f8;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
 img{max-width:100%;border:1px solid #eee}figure{margin:0}

@@ -245,7 +245,8 @@ def _write_report(
     )
     lines = ["| metric | value | 95% CI | n | higher = more diverse |", "|---|---|---|---|---|"]
     lines += [
-        f"| {r['metric']} | {r['value']:.4g} | [{r['ci_low']:.4g}, {r['ci_high']:.4g}] | {r['n']} | "
+        f"| {r['metric']} | {r['value']:.4g} | "
+        f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}] | {r['n']} | "
         f"{'yes' if r['higher_is_more_diverse'] else 'no'} |"
         for r in rows
     ]

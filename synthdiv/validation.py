@@ -179,7 +179,8 @@ class ValidateMetricsStage(BaseStage):
         groups, unlabelled = group_by_label(corpus, cfg.label_field)
         if len(groups) < 2:
             raise ValueError(
-                f"validate-metrics needs >= 2 distinct labels in {cfg.label_field!r}; found {len(groups)}"
+                "validate-metrics needs >= 2 distinct labels "
+                f"in {cfg.label_field!r}; found {len(groups)}"
             )
         ctx.tracker.log_dataset(
             name="labelled", digest=corpus.digest, source=cfg.labelled.path, n_rows=len(corpus)
@@ -248,8 +249,9 @@ def value_row(
         seed=cfg.seed + built.repeat, n_seeds=cfg.metric_seeds, confidence=cfg.confidence,
         work_dir=work / "metrics", embeddings=embeddings, resources=resources,
     )  # fmt: skip
-    row = {"series": built.series, "level": built.level, "order": built.order, "repeat": built.repeat,
-           "metric": name, "n_docs": len(built.corpus), "value": math.nan, "error": None}  # fmt: skip
+    row = {"series": built.series, "level": built.level, "order": built.order,
+           "repeat": built.repeat, "metric": name, "n_docs": len(built.corpus),
+           "value": math.nan, "error": None}  # fmt: skip
     started = time.perf_counter()
     try:
         metric = create(name, **(params or {}))
@@ -283,8 +285,8 @@ def correlation_rows(
                 "metric": name, "series": series, "direction": direction,
                 "rho": stats.get("spearman"), "ci_low": stats.get("spearman_ci_low"),
                 "ci_high": stats.get("spearman_ci_high"), "p_value": stats.get("spearman_p"),
-                "n_points": len(ok), "n_failed": len(points) - len(ok), "n_boot_valid": stats["n_boot_valid"],
-                "note": stats["note"],
+                "n_points": len(ok), "n_failed": len(points) - len(ok),
+                "n_boot_valid": stats["n_boot_valid"], "note": stats["note"],
             })  # fmt: skip
     return out
 

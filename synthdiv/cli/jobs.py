@@ -21,7 +21,10 @@ from synthdiv.jobs import (
 from synthdiv.jobs_kuberay import KubeRayJobs
 
 jobs_app = typer.Typer(
-    help="Inspect and stop jobs sent with `synthdiv submit` (Ray Jobs API, or RayJobs with --rayjob).",
+    help=(
+        "Inspect and stop jobs sent with `synthdiv "
+        "submit` (Ray Jobs API, or RayJobs with --rayjob)."
+    ),
     no_args_is_help=True,
 )
 app.add_typer(jobs_app, name="jobs")

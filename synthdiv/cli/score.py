@@ -35,7 +35,9 @@ def score(
     corpus: str | None = typer.Option(
         None,
         "--corpus",
-        help="JSONL/Parquet file, shard directory or s3:// URI. Default: the bundled example corpus.",
+        help=(
+            "JSONL/Parquet file, shard directory or s3:// URI. Default: the bundled example corpus."
+        ),
     ),
     text_field: str | None = typer.Option(None, help="Field holding the text (default 'text')."),
     metrics: str | None = typer.Option(
@@ -90,7 +92,8 @@ def score(
     report = extra["validation"]
     console.print(
         f"corpus [bold]{extra['corpus_name']}[/]: {report.n_ok} documents "
-        f"({report.n_rejected} rejected{', see ' + str(report.quarantine_path) if report.n_rejected else ''})"
+        f"({report.n_rejected} "
+        f"rejected{', see ' + str(report.quarantine_path) if report.n_rejected else ''})"
     )
     print_rows(
         f"Diversity of {extra['corpus_name']}",

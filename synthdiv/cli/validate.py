@@ -108,7 +108,8 @@ def validate_metrics(
     failed = [r for r in result.extra["rows"] if r["error"]]
     for row in failed[:5]:
         console.print(
-            f"[red]{row['metric']} failed on {row['series']} level {row['level']}:[/] {row['error']}"
+            f"[red]{row['metric']} failed on {row['series']} "
+            f"level {row['level']}:[/] {row['error']}"
         )
     out.print(f"report: {result.outputs['report']}")
     out.print(f"MLflow: {result.extra['run_link']}")

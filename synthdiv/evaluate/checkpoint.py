@@ -46,7 +46,8 @@ def check_checkpoint_dir(directory: Path, tokenizer: str | None) -> None:
     if tokenizer is None and not has_tokenizer(directory):
         raise CheckpointError(
             f"checkpoint {directory} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
-            "save one beside the weights or set model.tokenizer to the tokenizer it was trained with"
+            "save one beside the weights or set model.tokenizer "
+            "to the tokenizer it was trained with"
         )
 
 

@@ -81,7 +81,9 @@ class EvalConfig(StrictModel):
     )
     task_dirs: list[str] = Field(
         default_factory=list,
-        description="Extra directories of task YAML + JSONL (the local format); all their tasks run.",
+        description=(
+            "Extra directories of task YAML + JSONL (the local format); all their tasks run."
+        ),
     )
     tasks: list[str] | None = Field(
         None, description="Run only these task names (from the suite and task_dirs)."

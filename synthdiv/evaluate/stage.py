@@ -118,7 +118,8 @@ def _write_artifacts(
     ]
     avg_err = report.average_stderr
     lines.append(
-        f"| **average** | | {report.average:.4f} | {'' if avg_err is None else f'{avg_err:.4f}'} | |"
+        f"| **average** | | {report.average:.4f} | "
+        f"{'' if avg_err is None else f'{avg_err:.4f}'} | |"
     )
     (out / "scores.md").write_text("\n".join(lines) + "\n")
     samples = out / "samples"

@@ -72,7 +72,8 @@ class GenerateConfig(StrictModel):
     topics_per_prompt: int = Field(3, ge=2, description="multi_topic: topics offered per prompt.")
     extra_topics_from: Literal["sampled", "taxonomy"] = Field(
         "sampled",
-        description="multi_topic: draw a prompt's extra topics from the 𝒯 sampled topics (the corpus "
+        description="multi_topic: draw a prompt's extra topics from the 𝒯 sampled topics "
+        "(the corpus "
         "covers exactly 𝒯 topics) or from the whole taxonomy (at a small 𝒯 sampled extras recur in "
         "most documents; at the paper's 𝒯, a sixth of the taxonomy, the two barely differ).",
     )

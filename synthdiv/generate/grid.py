@@ -1,6 +1,6 @@
-"""Experiment grids (docs/method.md §3 experiments): one config that expands into one corpus per cell
-of 𝒯 × 𝒢 × families × generator mixes, each its own generate job and MLflow run (children of one
-grid run), tagged with its lineage (grid name, cell, axis values)."""
+"""Experiment grids (docs/method.md §3 experiments): one config that expands into one corpus per
+cell of 𝒯 × 𝒢 × families × generator mixes, each its own generate job and MLflow run (children of
+one grid run), tagged with its lineage (grid name, cell, axis values)."""
 
 from __future__ import annotations
 

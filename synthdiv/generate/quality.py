@@ -83,7 +83,10 @@ def quality_issue(passages: list[str], config: QualityConfig) -> str | None:
     per_passage = [_words(text) for text in passages]
     for i, passage_words in enumerate(per_passage, 1):
         if len(passage_words) < config.min_passage_words:
-            return f"{QUALITY_PREFIX}passage {i} has {len(passage_words)} words (< {config.min_passage_words})"
+            return (
+                f"{QUALITY_PREFIX}passage {i} has {len(passage_words)} "
+                f"words (< {config.min_passage_words})"
+            )
     words = [w for passage_words in per_passage for w in passage_words]
     stop_words = len(STOP_WORDS.intersection(words))
     if stop_words < config.min_stop_words:

@@ -91,7 +91,8 @@ def load_causal_lm(name: str | None, dtype: Dtype, ctx: MetricContext) -> Causal
         except (OSError, ValueError) as err:  # missing files / not a model directory
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ModelNotFoundError(
-                f"cannot load causal LM {name!r} (resolved to {path!r}): {first_line}. Give a local "
+                f"cannot load causal LM {name!r} (resolved "
+                f"to {path!r}): {first_line}. Give a local "
                 "directory, or a hub id on a machine with hub access."
             ) from None
         ctx.resources[key] = CausalLM(model.eval(), tokenizer, path)

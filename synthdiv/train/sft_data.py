@@ -57,7 +57,10 @@ class ChatTemplate:
 
     def encode_turn(self, role: str, content: str) -> tuple[list[int], list[bool]]:
         """Token ids of one turn and, per token, whether it is trained on."""
-        enc = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+        def enc(text: str) -> list[int]:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
         if self.kind == "chatml":
             head, body, end = enc(f"<|im_start|>{role}\n"), enc(content), enc("<|im_end|>\n")
         else:

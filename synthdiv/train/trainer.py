@@ -1,4 +1,5 @@
-"""Driver side shared by pretraining and SFT: launch Ray Train, interpret the outcome, log the model.
+"""Driver side shared by pretraining and SFT: launch Ray Train, interpret the outcome, log the
+model.
 
 The Ray Train run lives at ``<stage output>/ray/train``: relaunching the same job (same output
 directory) finds its checkpoints and resumes, and ``FailureConfig(max_failures)`` restarts the

@@ -124,112 +124,116 @@ ROUTES = [
 ]
 
 
-def _handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.0"  # a watch stream ends when the connection closes
+class _Handler(BaseHTTPRequestHandler):
+    kube: FakeKube  # set per server by _handler()
 
-        def log_message(self, *args: Any) -> None:  # keep test output clean
-            pass
+    protocol_version = "HTTP/1.0"  # a watch stream ends when the connection closes
 
-        def _route(self) -> tuple[str, str | None, dict]:
-            url = urlparse(self.path)
-            for resource, pattern in ROUTES:
-                m = pattern.match(url.path)
-                if m:
-                    return resource, m.group("name"), parse_qs(url.query)
-            return "", None, {}
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
 
-        def _send(self, code: int, body: Any, content_type: str = "application/json") -> None:
-            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def _route(self) -> tuple[str, str | None, dict]:
+        url = urlparse(self.path)
+        for resource, pattern in ROUTES:
+            m = pattern.match(url.path)
+            if m:
+                return resource, m.group("name"), parse_qs(url.query)
+        return "", None, {}
 
-        def _missing(self, what: str) -> None:
-            self._send(
-                404,
+    def _send(self, code: int, body: Any, content_type: str = "application/json") -> None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _missing(self, what: str) -> None:
+        self._send(
+            404,
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "reason": "NotFound",
+                "code": 404,
+                "message": f"{what} not found",
+            },
+        )
+
+    def _body(self) -> dict:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def do_POST(self) -> None:
+        resource, _, _ = self._route()
+        obj = self._body()
+        name = obj["metadata"]["name"]
+        self.kube.requests.append(("create", resource, name))
+        obj["metadata"]["uid"] = str(uuid.uuid4())
+        if resource == "rayjobs":
+            self.kube.rayjobs[name] = obj
+            self.kube.steps[name] = 0
+        else:
+            self.kube.configmaps[name] = obj
+        self._send(201, obj)
+
+    def do_DELETE(self) -> None:
+        resource, name, _ = self._route()
+        self.kube.requests.append(("delete", resource, name or ""))
+        if self.kube.rayjobs.pop(name or "", None) is None:
+            return self._missing(f"rayjobs {name}")
+        self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
+    def do_GET(self) -> None:
+        resource, name, query = self._route()
+        if resource == "rayjobs" and query.get("watch") == ["true"]:
+            return self._watch(query)
+        verb = "get" if name or resource == "pods/log" else "list"
+        self.kube.requests.append((verb, resource, name or query.get("labelSelector", [""])[0]))
+        if resource == "configmaps":
+            return (
+                self._send(200, self.kube.configmaps[name])
+                if name in self.kube.configmaps
+                else self._missing(name)
+            )
+        if resource == "rayjobs":
+            return (
+                self._send(200, self.kube.rayjobs[name])
+                if name in self.kube.rayjobs
+                else self._missing(name)
+            )
+        if resource == "pods":
+            return self._send(
+                200,
                 {
-                    "kind": "Status",
+                    "kind": "PodList",
                     "apiVersion": "v1",
-                    "status": "Failure",
-                    "reason": "NotFound",
-                    "code": 404,
-                    "message": f"{what} not found",
+                    "metadata": {},
+                    "items": self.kube.pods(query["labelSelector"][0]),
                 },
             )
+        if resource == "pods/log":
+            return self._send(200, self.kube.scenario.submitter_log, "text/plain")
+        self._missing(self.path)
 
-        def _body(self) -> dict:
-            return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def _watch(self, query: dict) -> None:
+        name = query["fieldSelector"][0].removeprefix("metadata.name=")
+        self.kube.requests.append(("watch", "rayjobs", name))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        # One MODIFIED event per scripted status, then close (the client re-watches).
+        while name in self.kube.rayjobs:
+            before = self.kube.steps[name]
+            job = self.kube.advance(name)
+            event = {"type": "MODIFIED", "object": job}
+            self.wfile.write((json.dumps(event) + "\n").encode())
+            self.wfile.flush()
+            time.sleep(0.05)
+            if before >= len(self.kube.scenario.statuses) - 1:
+                break
 
-        def do_POST(self) -> None:
-            resource, _, _ = self._route()
-            obj = self._body()
-            name = obj["metadata"]["name"]
-            kube.requests.append(("create", resource, name))
-            obj["metadata"]["uid"] = str(uuid.uuid4())
-            if resource == "rayjobs":
-                kube.rayjobs[name] = obj
-                kube.steps[name] = 0
-            else:
-                kube.configmaps[name] = obj
-            self._send(201, obj)
 
-        def do_DELETE(self) -> None:
-            resource, name, _ = self._route()
-            kube.requests.append(("delete", resource, name or ""))
-            if kube.rayjobs.pop(name or "", None) is None:
-                return self._missing(f"rayjobs {name}")
-            self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
-
-        def do_GET(self) -> None:
-            resource, name, query = self._route()
-            if resource == "rayjobs" and query.get("watch") == ["true"]:
-                return self._watch(query)
-            verb = "get" if name or resource == "pods/log" else "list"
-            kube.requests.append((verb, resource, name or query.get("labelSelector", [""])[0]))
-            if resource == "configmaps":
-                return (
-                    self._send(200, kube.configmaps[name])
-                    if name in kube.configmaps
-                    else self._missing(name)
-                )
-            if resource == "rayjobs":
-                return (
-                    self._send(200, kube.rayjobs[name])
-                    if name in kube.rayjobs
-                    else self._missing(name)
-                )
-            if resource == "pods":
-                return self._send(
-                    200,
-                    {
-                        "kind": "PodList",
-                        "apiVersion": "v1",
-                        "metadata": {},
-                        "items": kube.pods(query["labelSelector"][0]),
-                    },
-                )
-            if resource == "pods/log":
-                return self._send(200, kube.scenario.submitter_log, "text/plain")
-            self._missing(self.path)
-
-        def _watch(self, query: dict) -> None:
-            name = query["fieldSelector"][0].removeprefix("metadata.name=")
-            kube.requests.append(("watch", "rayjobs", name))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            # One MODIFIED event per scripted status, then close (the client re-watches).
-            while name in kube.rayjobs:
-                before = kube.steps[name]
-                job = kube.advance(name)
-                event = {"type": "MODIFIED", "object": job}
-                self.wfile.write((json.dumps(event) + "\n").encode())
-                self.wfile.flush()
-                time.sleep(0.05)
-                if before >= len(kube.scenario.statuses) - 1:
-                    break
-
-    return Handler
+def _handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
+    """A handler class bound to one fake cluster."""
+    return type("Handler", (_Handler,), {"kube": kube})

@@ -42,7 +42,7 @@ def test_builtin_kinds_pass_kubernetes_validate_strict(
         files[-1].write_text(yaml.safe_dump(obj))
     # Pod templates nested in Ray CRs are plain core/v1 PodTemplates: validate them too.
     for j, ray in enumerate(ray_objects(objs)):
-        for k, (where, spec) in enumerate(pod_specs(ray)):
+        for k, (_where, spec) in enumerate(pod_specs(ray)):
             tpl = {
                 "apiVersion": "v1",
                 "kind": "PodTemplate",

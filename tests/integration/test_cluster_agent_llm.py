@@ -25,7 +25,8 @@ K = 3
 # Tiny on purpose: ~9 calls, short bounded texts (a loaded 2-core machine runs ~2-100 tok/s).
 PARAMS = {
     "K": K, "N": 2, "M": 1, "J": 2, "k": 1, "max_reason_chars": 24, "repair_partitions": True,
-    "max_tokens": {"criteria": 400, "merge": 150, "guidance": 60, "clustering": 400, "verification": 200},
+    "max_tokens": {"criteria": 400, "merge": 150, "guidance": 60, "clustering": 400,
+                   "verification": 200},
 }  # fmt: skip
 
 

@@ -139,7 +139,8 @@ def test_cli_reports_malformed_task_row(tmp_path, smollm2_dir):
         "doc_to_choice: '{{choices}}'\ndoc_to_target: answer\nmetric_list:\n  - metric: acc\n"
     )
     (tasks / "t.jsonl").write_text(
-        '{"question": "a?", "choices": ["x", "y"], "answer": 0}\n{"question": "b?", "choices": ["x", "y"]}\n'
+        '{"question": "a?", "choices": ["x", "y"], "answer": '
+        '0}\n{"question": "b?", "choices": ["x", "y"]}\n'
     )
     res = CliRunner().invoke(
         app,

@@ -38,7 +38,8 @@ if __name__ == "__main__":  # vLLM spawns processes: the guard is required
         for _ in range(2):  # the second pass must come entirely from the cache
             with build_runner(cfg, cache_dir=cache) as runner:
                 answers = runner.run([
-                    chat_request(cfg, f"d{i}", [{"role": "user", "content": f"Topic of: {t} JSON."}],
+                    chat_request(cfg, f"d{i}",
+                                 [{"role": "user", "content": f"Topic of: {t} JSON."}],
                                  json_schema=SCHEMA)
                     for i, t in enumerate(texts)
                 ])

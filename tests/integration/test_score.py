@@ -20,7 +20,8 @@ def _corpus(tmp_path, n_topics=4, per_topic=10, bad_rows=True):
                 json.dumps(
                     {
                         "id": f"{t}-{i}",
-                        "text": f"A note about {topics[t]}, number {i}: {topics[t]} matter {i * t}.",
+                        "text": f"A note about {topics[t]}, "
+                        "number {i}: {topics[t]} matter {i * t}.",
                     }
                 )
             )

@@ -71,7 +71,8 @@ def ray_head():
             wait_http(f"{address}/api/version", timeout=120, proc=proc)
         except (RuntimeError, TimeoutError) as err:
             pytest.fail(
-                f"ray head did not start: {err}\n{(Path(temp_dir) / 'ray-start.log').read_text()[-3000:]}"
+                "ray head did not start: "
+                f"{err}\n{(Path(temp_dir) / 'ray-start.log').read_text()[-3000:]}"
             )
         yield address
     finally:

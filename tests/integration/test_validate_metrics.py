@@ -79,8 +79,8 @@ def test_impossible_sizes_and_bad_configs_are_clear_errors(labelled):
 def test_correlation_is_sign_corrected_by_direction():
     # self_repetition: lower = more diverse; a value falling with the order must score rho = +1.
     rows = [
-        {"metric": "self_repetition", "series": "topics", "order": float(o), "level": o, "repeat": r,
-         "value": 10.0 - o, "error": None}
+        {"metric": "self_repetition", "series": "topics", "order": float(o), "level": o,
+         "repeat": r, "value": 10.0 - o, "error": None}
         for o in (1, 2, 4, 8) for r in (0, 1)
     ] + [{"metric": "self_repetition", "series": "topics", "order": 16.0, "level": 16, "repeat": 0,
           "value": math.nan, "error": "boom"}]  # fmt: skip
@@ -175,7 +175,9 @@ def test_cli_min_rho_fails_a_metric_that_cannot_order_a_series(runtime, ray_loca
     }  # fmt: skip
     path = tmp_path / "validate.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    invoke = lambda *args: CliRunner().invoke(app, ["validate-metrics", "-c", str(path), *args])
+
+    def invoke(*args: str):
+        return CliRunner().invoke(app, ["validate-metrics", "-c", str(path), *args])
 
     gated = invoke("--min-rho", "0.9")
     text = " ".join(gated.output.split())

@@ -56,7 +56,10 @@ def test_ci_narrows_with_more_corpora_and_is_seeded():
     y = 0.5 * x + rng.normal(size=200)
     small = correlate(x[:12], y[:12], n_boot=1000, seed=0)
     large = correlate(x, y, n_boot=1000, seed=0)
-    width = lambda o: o["spearman_ci_high"] - o["spearman_ci_low"]
+
+    def width(o):
+        return o["spearman_ci_high"] - o["spearman_ci_low"]
+
     assert width(large) < width(small)
     assert correlate(x[:12], y[:12], n_boot=1000, seed=0) == small
     assert correlate(x[:12], y[:12], n_boot=1000, seed=1) != small

@@ -133,9 +133,11 @@ def test_criteria_answer_parsing():
 
 def test_merge_by_name_pools_synonymous_spellings_and_ranks_by_frequency():
     answers = [
-        {"metadata": [{"name": "Subject Domain", "definition": "field"}, {"name": "tone", "definition": "t"}],
+        {"metadata": [{"name": "Subject Domain", "definition": "field"},
+                      {"name": "tone", "definition": "t"}],
          "metrics": [{"name": "depth", "definition": "d1"}]},
-        {"metadata": [{"name": "subject-domain", "definition": "area"}, {"name": "length", "definition": "l"}],
+        {"metadata": [{"name": "subject-domain", "definition": "area"},
+                      {"name": "length", "definition": "l"}],
          "metrics": [{"name": "Depth", "definition": "d2"}]},
     ]  # fmt: skip
     pools = merge_by_name(answers)
@@ -217,8 +219,8 @@ def test_schemas_compile_to_llama_cpp_grammars():
 
     crit = Criteria([Criterion("metadata", "topic", "t")], [Criterion("metric", "depth", "d")])
     for schema in (
-        clustering_schema(crit, 5, 80), clustering_schema(Criteria(), 5, 80), verification_schema(2, 80),
-        criteria_schema(80), merge_schema(3, 80), guidance_schema(80),
+        clustering_schema(crit, 5, 80), clustering_schema(Criteria(), 5, 80),
+        verification_schema(2, 80), criteria_schema(80), merge_schema(3, 80), guidance_schema(80),
     ):  # fmt: skip
         assert LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False) is not None
 

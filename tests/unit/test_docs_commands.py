@@ -56,3 +56,13 @@ def test_the_repo_stands_alone():
         if any(ref in p.read_text() for ref in ("METHOD.md", "ENV.md", "DESIGN.md", "../shared"))
     ]
     assert not outside
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    """`.ci/run` is the README's second command: a step added to one and not the other would let CI
+    pass on something a user's run fails, or the reverse."""
+    readme = (ROOT / "README.md").read_text().splitlines()
+    (command,) = [line for line in readme if line.startswith("bash scripts/setup.sh --dev")]
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
+    assert ci[-1] == command
+    assert "ruff check" in command and "pytest" in command

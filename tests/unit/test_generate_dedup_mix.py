@@ -11,7 +11,10 @@ from synthdiv.generate.dedup import find_duplicates
 from synthdiv.generate.grid import GenerateGridConfig, expand_grid
 from synthdiv.generate.mix import MixConfig, select
 
-BASE = "the quick brown fox jumps over the lazy dog near the river bank on a sunny day while birds sing"
+BASE = (
+    "the quick brown fox jumps over the lazy dog near "
+    "the river bank on a sunny day while birds sing"
+)
 
 
 def test_exact_and_near_duplicates_are_counted_and_filtering_is_idempotent():

@@ -1,4 +1,5 @@
-"""The quality gate: Gopher's repetition and stop-word rules on passages, and a passage length floor.
+"""The quality gate: Gopher's repetition and stop-word rules on passages, and a passage length
+floor.
 
 The degenerate examples are shapes SmolLM2-135M produced inside valid JSON."""
 
@@ -45,7 +46,8 @@ def test_ordinary_passages_pass():
             [
                 FINE[0],
                 (
-                    "To make your life easier, to make your home lighter, to make your world lighter, "
+                    "To make your life easier, to make your "
+                    "home lighter, to make your world lighter, "
                     "to make your day lighter."
                 ),
                 "Moving the fulcrum trades the distance you push for force.",

@@ -31,7 +31,8 @@ GOOD = {
         "question": "What does moving the fulcrum closer to the load do?",
         "options": ["Reduces the effort needed", "Doubles the load", "Removes friction", "Nothing"],
         "answer": "Reduces the effort needed",
-        "explanation": "Step 1: the effort arm gets longer. Step 2: the same torque needs less force.",
+        "explanation": "Step 1: the effort arm gets "
+        "longer. Step 2: the same torque needs less force.",
     },
 }
 

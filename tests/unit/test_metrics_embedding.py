@@ -186,7 +186,10 @@ def minilm_vectors(minilm) -> dict[str, np.ndarray]:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(minilm), device="cpu")
-    encode = lambda texts: model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+
+    def encode(texts):
+        return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+
     return {
         "one": encode(ONE_TOPIC).astype(np.float32),
         "five": encode(FIVE_TOPICS).astype(np.float32),

@@ -29,7 +29,8 @@ HANDWRITTEN: list[tuple[str, str]] = [
         "Explain what a prime number is.",
         (
             "A prime number is a whole number greater than 1 whose "
-            "only divisors are 1 and itself. For example, 2, 3, 5 and 7 are prime; 9 is not (3 × 3)."
+            "only divisors are 1 and itself. For example, "
+            "2, 3, 5 and 7 are prime; 9 is not (3 × 3)."
         ),
     ),
     (
@@ -107,7 +108,8 @@ HANDWRITTEN: list[tuple[str, str]] = [
         "Explain recursion to a beginner.",
         (
             "Recursion is when a function solves a problem by "
-            "calling itself on a smaller version of the same problem, until it reaches a case simple "
+            "calling itself on a smaller version of the "
+            "same problem, until it reaches a case simple "
             "enough to answer directly."
         ),
     ),
@@ -131,7 +133,8 @@ HANDWRITTEN: list[tuple[str, str]] = [
         "What causes the seasons on Earth?",
         (
             "Earth's axis is tilted about 23.5°, so each "
-            "hemisphere receives more direct sunlight for part of the year (summer) and less for the "
+            "hemisphere receives more direct sunlight for "
+            "part of the year (summer) and less for the "
             "other part (winter)."
         ),
     ),

@@ -51,7 +51,8 @@ class ClusterAgentParams(StrictModel):
     )
     invalid_cluster_rule: Literal["split", "drop"] = Field(
         "split",
-        description="What a cluster the verifier rejects becomes: 'split' = singletons (n_i stays K), "
+        description="What a cluster the verifier rejects becomes: "
+        "'split' = singletons (n_i stays K), "
         "'drop' = removed with its samples (n_i shrinks).",
     )
     generate_criteria: bool = Field(

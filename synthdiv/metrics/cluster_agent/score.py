@@ -1,13 +1,13 @@
 """The ``cluster_agent`` metric: Stage A (criteria) + Stage B (clustering) per seed, D ± t-CI.
 
-Per seed s (``ctx.seed + seed + i`` for i < ``n_seeds``: the caller's seed moves the draws too): the corpus is subsampled to ``ctx.sample_size``
-(when set), criteria are generated from it, N clustering iterations are scored, and
-D_s = mean of D_i over the iterations that succeeded. The reported value is the mean of D_s with
-a Student-t interval (the paper's bootstrap protocol); with a single seed, whose t-interval would
-have zero width, the interval is a percentile bootstrap over that seed's D_i instead. Failed
-iterations are counted, never fatal, and their rate is reported with every score; a seed where
-*every* iteration failed scores NaN (the reason is in its summary). D before self-verification
-is reported beside D.
+Per seed s (``ctx.seed + seed + i`` for i < ``n_seeds``: the caller's seed moves the draws too): the
+corpus is subsampled to ``ctx.sample_size`` (when set), criteria are generated from it, N clustering
+iterations are scored, and D_s = mean of D_i over the iterations that succeeded. The reported value
+is the mean of D_s with a Student-t interval (the paper's bootstrap protocol); with a single seed,
+whose t-interval would have zero width, the interval is a percentile bootstrap over that seed's D_i
+instead. Failed iterations are counted, never fatal, and their rate is reported with every score; a
+seed where *every* iteration failed scores NaN (the reason is in its summary). D before self-
+verification is reported beside D.
 
 Records: per-iteration C_i, n_i, S_i, D_i and valid/invalid counts (``details`` and
 ``iterations.jsonl``), the criteria (JSON and text), the prompt template refs, LLM usage. They are
@@ -156,7 +156,8 @@ def bootstrap_mean_interval(
 
 def shared_runner(params: ClusterAgentParams, ctx: MetricContext) -> LLMRunner:
     """One runner per LLM config in ``ctx.resources``: the model loads once for all corpora and
-    seeds. Whoever owns ``ctx.resources`` closes it (see :func:`synthdiv.metrics.base.close_resources`)."""
+    seeds. Whoever owns ``ctx.resources`` closes it (see
+    :func:`synthdiv.metrics.base.close_resources`)."""
     key = runner_key(params.llm)
     if key not in ctx.resources:
         from synthdiv.llm import build_runner
