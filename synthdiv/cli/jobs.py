@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -192,75 +196,100 @@ def _finish(job: str, status: str, logs: str, detail: str) -> None:
 JobArg = Annotated[str, typer.Argument(help="Job id (Ray Jobs API) or RayJob name (--rayjob).")]
 
 
-@jobs_app.command("status")
-def status_cmd(
-    job: JobArg,
-    address: AddressOpt = None,
-    rayjob: RayJobFlag = False,
-    namespace: NamespaceOpt = "default",
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
-) -> None:
+@dataclass(frozen=True)
+class JobTarget:
+    """A submitted job and where it runs: a Ray job server (--address) or a RayJob (--rayjob)."""
+
+    job: str
+    address: str | None
+    rayjob: bool
+    namespace: str
+    kubeconfig: str | None
+    context: str | None
+
+    def kuberay(self) -> KubeRayJobs:
+        return KubeRayJobs(self.namespace, self.kubeconfig, self.context)
+
+    def ray_api(self) -> RayJobsApi:
+        return _ray_api(self.address)
+
+
+_KW = inspect.Parameter.KEYWORD_ONLY
+_TARGET_PARAMS = [
+    inspect.Parameter("job", _KW, annotation=JobArg),
+    inspect.Parameter("address", _KW, annotation=AddressOpt, default=None),
+    inspect.Parameter("rayjob", _KW, annotation=RayJobFlag, default=False),
+    inspect.Parameter("namespace", _KW, annotation=NamespaceOpt, default="default"),
+    inspect.Parameter("kubeconfig", _KW, annotation=KubeconfigOpt, default=None),
+    inspect.Parameter("context", _KW, annotation=ContextOpt, default=None),
+]
+
+
+def _job_command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``synthdiv jobs <name>``: the command gets a :class:`JobTarget` built from the
+    options every jobs command shares (plus its own), and a :class:`JobError` becomes a clean
+    CLI failure."""
+
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
+
+        @functools.wraps(fn)
+        def command(**kwargs: Any) -> None:
+            target = JobTarget(**{p.name: kwargs.pop(p.name) for p in _TARGET_PARAMS})
+            try:
+                fn(target, **kwargs)
+            except JobError as err:
+                fail(str(err))
+
+        command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [*_TARGET_PARAMS, *(p.replace(kind=_KW) for p in own)]
+        )
+        return jobs_app.command(name)(command)
+
+    return register
+
+
+@_job_command("status")
+def status_cmd(target: JobTarget) -> None:
     """Print a job's status (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
-    try:
-        if rayjob:
-            st = KubeRayJobs(namespace, kubeconfig, context).get(job).get("status", {})
-            # tab-separated, unstyled: meant for scripts as much as people
-            typer.echo(
-                f"{st.get('jobStatus') or 'PENDING'}\t{st.get('jobDeploymentStatus', '')}\t"
-                f"{st.get('reason', '')}\t{st.get('message', '')}".rstrip()
-            )
-        else:
-            typer.echo(_ray_api(address).status(job))
-    except JobError as err:
-        fail(str(err))
+    if target.rayjob:
+        st = target.kuberay().get(target.job).get("status", {})
+        # tab-separated, unstyled: meant for scripts as much as people
+        typer.echo(
+            f"{st.get('jobStatus') or 'PENDING'}\t{st.get('jobDeploymentStatus', '')}\t"
+            f"{st.get('reason', '')}\t{st.get('message', '')}".rstrip()
+        )
+    else:
+        typer.echo(target.ray_api().status(target.job))
 
 
-@jobs_app.command("logs")
+@_job_command("logs")
 def logs_cmd(
-    job: JobArg,
-    address: AddressOpt = None,
-    rayjob: RayJobFlag = False,
-    namespace: NamespaceOpt = "default",
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
+    target: JobTarget,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep streaming until the job ends.")
     ] = False,
 ) -> None:
     """Print a job's logs."""
-    try:
-        if rayjob:
-            out.out(KubeRayJobs(namespace, kubeconfig, context).logs(job), highlight=False)
-        elif follow:
-            status = _ray_api(address).follow(job, lambda t: out.out(t, end="", highlight=False))
-            raise typer.Exit(exit_code(status))
-        else:
-            out.out(_ray_api(address).logs(job), end="", highlight=False)
-    except JobError as err:
-        fail(str(err))
+    if target.rayjob:
+        out.out(target.kuberay().logs(target.job), highlight=False)
+    elif follow:
+        status = target.ray_api().follow(target.job, lambda t: out.out(t, end="", highlight=False))
+        raise typer.Exit(exit_code(status))
+    else:
+        out.out(target.ray_api().logs(target.job), end="", highlight=False)
 
 
-@jobs_app.command("stop")
-def stop_cmd(
-    job: JobArg,
-    address: AddressOpt = None,
-    rayjob: RayJobFlag = False,
-    namespace: NamespaceOpt = "default",
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
-) -> None:
+@_job_command("stop")
+def stop_cmd(target: JobTarget) -> None:
     """Stop a job (Ray Jobs API) or delete a RayJob and its cluster (--rayjob)."""
-    try:
-        if rayjob:
-            KubeRayJobs(namespace, kubeconfig, context).delete(job)
-            console.print(f"deleted RayJob {namespace}/{job}")
-        elif _ray_api(address).stop(job):
-            console.print(f"stop requested for {job}")
-        else:
-            console.print(f"{job} had already finished")
-    except JobError as err:
-        fail(str(err))
+    if target.rayjob:
+        target.kuberay().delete(target.job)
+        console.print(f"deleted RayJob {target.namespace}/{target.job}")
+    elif target.ray_api().stop(target.job):
+        console.print(f"stop requested for {target.job}")
+    else:
+        console.print(f"{target.job} had already finished")
 
 
 def _ray_api(address: str | None) -> RayJobsApi:
