@@ -24,25 +24,7 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDS = [
-    "the",
-    "cat",
-    "sat",
-    "on",
-    "a",
-    "mat",
-    "while",
-    "dogs",
-    "ran",
-    "over",
-    "green",
-    "hills",
-    "and",
-    "rivers",
-    "flow",
-    "into",
-    "seas",
-]
+WORDS = "the cat sat on a mat while dogs ran over green hills and rivers flow into seas".split()
 
 
 def write_corpus(path: Path, n_docs: int) -> None:

@@ -20,30 +20,24 @@ from mlflow.tracking import MlflowClient
 
 from synthdiv.crash import ENV_CRASH_DIR, ENV_INJECT
 from synthdiv.tracking import TAG_ERROR
+from tests.support.study_configs import two_sample_generate
 
 pytestmark = pytest.mark.slow
 SYNTHDIV = str(Path(sys.executable).with_name("synthdiv"))
 
 STUDY = {
     "name": "crash",
-    "generate": {
-        "n_topics": 1,
-        "generations_per_topic": 2,
-        "family": "topic",
-        "max_text_chars": 200,
-        "generators": [
-            {
-                "llm": {
-                    "backend": "embedded",
-                    "max_tokens": 64,
-                    "concurrency": 2,
-                    "batch_size": 1,
-                    "max_retries": 0,
-                }
+    "generate": two_sample_generate(
+        {
+            "llm": {
+                "backend": "embedded",
+                "max_tokens": 64,
+                "concurrency": 2,
+                "batch_size": 1,
+                "max_retries": 0,
             }
-        ],
-        "output": {"shard_size": 2},
-    },
+        }
+    ),
     "corpora": [{"name": "one", "generate": {}}, {"name": "two", "generate": {"seed": 1}}],
     "score": {"n_seeds": 1, "metrics": {"distinct_n": {}}},
     "pretrain": {

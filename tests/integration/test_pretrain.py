@@ -20,28 +20,8 @@ from synthdiv.train.trainer import TrainingDivergedError
 
 pytestmark = pytest.mark.slow
 
-WORDS = [
-    "the",
-    "cat",
-    "sat",
-    "on",
-    "a",
-    "mat",
-    "while",
-    "dogs",
-    "ran",
-    "over",
-    "green",
-    "hills",
-    "and",
-    "rivers",
-    "flow",
-    "into",
-    "seas",
-    "under",
-    "bright",
-    "skies",
-]
+WORDS = "the cat sat on a mat while dogs ran over green hills and rivers flow into seas".split()
+WORDS += "under bright skies".split()
 
 
 @pytest.fixture(scope="module")

@@ -21,28 +21,22 @@ from tests.integration.test_generate_pipeline import valid_answer
 from tests.integration.test_report import screenshot
 from tests.support.browser import render
 from tests.support.openai_server import ScriptedOpenAIServer
+from tests.support.study_configs import two_sample_generate
 
 TINY_STUDY = {
     "name": "tiny",
-    "generate": {
-        "n_topics": 1,
-        "generations_per_topic": 2,
-        "family": "topic",
-        "max_text_chars": 200,
-        "generators": [
-            {
-                "name": "scripted",
-                "llm": {
-                    "backend": "openai",
-                    "base_url": "set-by-test",
-                    "model": "gen",
-                    "max_retries": 1,
-                    "timeout_s": 30,
-                },
-            }
-        ],
-        "output": {"shard_size": 2},
-    },
+    "generate": two_sample_generate(
+        {
+            "name": "scripted",
+            "llm": {
+                "backend": "openai",
+                "base_url": "set-by-test",
+                "model": "gen",
+                "max_retries": 1,
+                "timeout_s": 30,
+            },
+        }
+    ),
     "corpora": [
         {"name": "one", "generate": {}},
         {

@@ -112,9 +112,7 @@ def test_submitted_job_runs_to_success_with_its_config(ray_head: str, config: Pa
         "print('metrics=', list(c['metrics'])); "
         "print('run: http://mlflow.test:5000/#/experiments/3/runs/0123abcd')\""
     )
-    result = invoke(
-        "submit", "score", "--config", str(config), "--address", ray_head, "--command", command
-    )
+    result = submit_score(ray_head, config, "--command", command)
     assert result.exit_code == 0, result.output
     assert "metrics= ['distinct_n']" in result.output
     assert "SUCCEEDED" in result.output
@@ -127,16 +125,13 @@ def test_submitted_job_runs_to_success_with_its_config(ray_head: str, config: Pa
     assert "metrics= ['distinct_n']" in logs.output
 
 
+def submit_score(ray_head: str, config: Path, *extra: str):
+    return invoke("submit", "score", "--config", str(config), "--address", ray_head, *extra)
+
+
 def test_failing_job_exits_nonzero(ray_head: str, config: Path) -> None:
-    result = invoke(
-        "submit",
-        "score",
-        "--config",
-        str(config),
-        "--address",
-        ray_head,
-        "--command",
-        "python -c \"import sys; print('boom'); sys.exit(3)\"",
+    result = submit_score(
+        ray_head, config, "--command", "python -c \"import sys; print('boom'); sys.exit(3)\""
     )
     assert result.exit_code == 1, result.output
     assert "boom" in result.output and "FAILED" in result.output
@@ -144,7 +139,7 @@ def test_failing_job_exits_nonzero(ray_head: str, config: Path) -> None:
 
 def test_default_entrypoint_is_the_stage_command(ray_head: str, config: Path) -> None:
     """Without --command the head runs `synthdiv score --config config.yaml` itself."""
-    result = invoke("submit", "score", "--config", str(config), "--address", ray_head)
+    result = submit_score(ray_head, config)
     job_id = next(line for line in result.output.splitlines() if line.startswith("synthdiv-score-"))
     from ray.job_submission import JobSubmissionClient
 
@@ -158,17 +153,8 @@ def test_default_entrypoint_is_the_stage_command(ray_head: str, config: Path) ->
 def test_stop_a_running_job(ray_head: str, config: Path) -> None:
     from ray.job_submission import JobSubmissionClient
 
-    result = invoke(
-        "submit",
-        "score",
-        "--config",
-        str(config),
-        "--address",
-        ray_head,
-        "--command",
-        "python -c \"import time; print('started', flush=True); time.sleep(300)\"",
-        "--no-follow",
-    )
+    sleeper = "python -c \"import time; print('started', flush=True); time.sleep(300)\""
+    result = submit_score(ray_head, config, "--command", sleeper, "--no-follow")
     assert result.exit_code == 0
     job_id = result.output.strip().splitlines()[-1]
     client = JobSubmissionClient(ray_head)

@@ -21,24 +21,7 @@ from synthdiv.train.store import load_arrays, read_listing
 
 pytestmark = pytest.mark.slow
 
-WORDS = [
-    "the",
-    "cat",
-    "sat",
-    "on",
-    "a",
-    "mat",
-    "while",
-    "dogs",
-    "ran",
-    "over",
-    "green",
-    "hills",
-    "rivers",
-    "flow",
-    "into",
-    "seas",
-]
+WORDS = "the cat sat on a mat while dogs ran over green hills rivers flow into seas".split()
 SEED = 11
 
 
