@@ -15,10 +15,12 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthdiv.errors import SynthdivError
+
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(SynthdivError, ValueError):
     """A config file that cannot be used; the message names the file and the key."""
 
 

@@ -25,6 +25,7 @@ from pydantic import Field
 from synthdiv import crash
 from synthdiv.config import StrictModel
 from synthdiv.corpus import Corpus, digest_documents
+from synthdiv.errors import SynthdivError
 from synthdiv.models import MINILM_ID, ModelNotFoundError, resolve_embedding_model
 from synthdiv.shards import SUCCESS, ShardedOutput, filesystem
 
@@ -52,7 +53,7 @@ class EmbedConfig(StrictModel):
 ENGINE = "embed-actor"  # the crash reports' file prefix (synthdiv.crash)
 
 
-class EmbedError(RuntimeError):
+class EmbedError(SynthdivError, RuntimeError):
     """Embeddings that cannot be produced or loaded; the message names the cause."""
 
 

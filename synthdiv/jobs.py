@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from synthdiv.errors import SynthdivError
+
 CONFIG_NAME = "config.yaml"
 MLFLOW_RUN_LINK = re.compile(r"https?://\S+/#/experiments/\d+/runs/[0-9a-f]+")
 TERMINAL_RAY_STATUSES = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -50,7 +52,7 @@ GENERATE_GRID_MODEL = "synthdiv.generate.grid:GenerateGridConfig"
 CONFIG_CHECKS = {"run": "synthdiv.study:plan_study"}
 
 
-class JobError(RuntimeError):
+class JobError(SynthdivError, RuntimeError):
     """A submission that cannot proceed; the message names the cause."""
 
 

@@ -15,13 +15,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from synthdiv.errors import SynthdivError
+
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_Q8_NAME = "SmolLM2-135M-Instruct.Q8_0.gguf"
 SMOLLM2_ID = "smollm2-135m-instruct"
 MINILM_ID = "all-MiniLM-L6-v2"
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(SynthdivError, FileNotFoundError):
     """A model path or packaged model that is not there; the message says how to get it."""
 
 

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthdiv.errors import SynthdivError
 from synthdiv.evaluate.config import ModelConfig
 from synthdiv.models import SMOLLM2_ID, ModelNotFoundError, cache_root, smollm2_hf_dir
 from synthdiv.shards import filesystem
@@ -21,7 +22,7 @@ WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.j
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SynthdivError, ValueError):
     """A model directory that cannot be evaluated; the message names the path and the fix."""
 
 

@@ -11,8 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from synthdiv.errors import SynthdivError
 
-class TaskDataError(ValueError):
+
+class TaskDataError(SynthdivError, ValueError):
     """A task definition or data file that cannot be used; the message names file (and line)."""
 
 

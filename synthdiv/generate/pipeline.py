@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any, ClassVar
 
 from synthdiv.config import LLMConfig
-from synthdiv.corpus_format import MANIFEST, digest_documents
+from synthdiv.corpus.format import MANIFEST, digest_documents
 from synthdiv.errors import SynthdivError
 from synthdiv.generate.config import DedupConfig, GenerateConfig
 from synthdiv.generate.dedup import find_duplicates

@@ -17,10 +17,12 @@ from typing import Any
 
 import yaml
 
+from synthdiv.errors import SynthdivError
+
 FILE_RE = re.compile(r"^(?P<family>[a-z0-9_]+)\.v(?P<version>\d+)\.yaml$")
 
 
-class PromptError(ValueError):
+class PromptError(SynthdivError, ValueError):
     """Unknown family/version or a malformed template file."""
 
 

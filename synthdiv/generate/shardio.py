@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from synthdiv.corpus_format import encode_shard
+from synthdiv.corpus.format import encode_shard
 from synthdiv.shards import ShardedOutput
 
 Doc = dict[str, Any]

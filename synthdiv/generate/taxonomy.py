@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 import yaml
 
+from synthdiv.errors import SynthdivError
+
 MAX_LEVELS = 6
 MAX_KEYWORDS = 12
 STARTER = "starter"
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(SynthdivError, ValueError):
     """A taxonomy file that cannot be used; the message names the file and the row."""
 
 

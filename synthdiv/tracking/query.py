@@ -12,12 +12,13 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from synthdiv.errors import SynthdivError
 from synthdiv.tracking import TAG_PARENT, TAG_STAGE
 
 _PAGE = 1000
 
 
-class StudyNotFoundError(LookupError):
+class StudyNotFoundError(SynthdivError, LookupError):
     """The experiment or parent run named in a query does not exist."""
 
 

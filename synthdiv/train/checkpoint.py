@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthdiv.errors import SynthdivError
 from synthdiv.shards import filesystem
 
 STATE_FILE = "state.pt"
@@ -29,7 +30,7 @@ MARKER = "_COMPLETE"
 _DIR_PATTERN = re.compile(r"^step_(\d{8})$")
 
 
-class CorruptCheckpointError(RuntimeError):
+class CorruptCheckpointError(SynthdivError, RuntimeError):
     """A checkpoint whose marker is missing or whose state does not match the marker."""
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from synthdiv.errors import SynthdivError
 from synthdiv.shards import SUCCESS, filesystem, write_json_atomic
 from synthdiv.train.config import CorpusSource, PretrainData
 from synthdiv.train.packing import (
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 COUNTS = "counts.json"
 
 
-class TrainDataError(ValueError):
+class TrainDataError(SynthdivError, ValueError):
     """Training data that cannot be used; the message names the path and the cause."""
 
 

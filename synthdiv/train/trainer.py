@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from synthdiv import crash
+from synthdiv.errors import SynthdivError
 from synthdiv.shards import filesystem
 from synthdiv.stage import StageContext
 from synthdiv.tracking import Tracker
@@ -26,11 +27,11 @@ from synthdiv.train.store import localize
 RAY_RUN_NAME = "train"
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(SynthdivError, RuntimeError):
     """The loss (or gradient norm) became non-finite; the last good checkpoint is kept."""
 
 
-class TrainingFailedError(RuntimeError):
+class TrainingFailedError(SynthdivError, RuntimeError):
     """Workers failed more often than ``checkpoint.max_failures`` allows."""
 
 

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthdiv.config import CorpusConfig
-from synthdiv.corpus import ValidationReport, iter_raw_rows, resolve_source
-from synthdiv.corpus_format import ContentDigest, CorpusError, Reject, parse_row, reject_record
-from synthdiv.corpus_write import EXAMPLES_KEPT
+from synthdiv.corpus.format import ContentDigest, CorpusError, Reject, parse_row, reject_record
+from synthdiv.corpus.read import ValidationReport
+from synthdiv.corpus.source import iter_raw_rows, resolve_source
+from synthdiv.corpus.write import EXAMPLES_KEPT
 
 if TYPE_CHECKING:
     import ray.data

@@ -2,8 +2,8 @@
 codec both directions share — :func:`parse_row` validates one raw row into ``{id, text, meta}``,
 :func:`encode_shard` turns documents back into a shard's bytes.
 
-Reading (:mod:`synthdiv.corpus`, :mod:`synthdiv.corpus_dataset`) and writing
-(:mod:`synthdiv.corpus_write`) both build on this module; it depends on neither.
+Reading (:mod:`synthdiv.corpus`, :mod:`synthdiv.corpus.dataset`) and writing
+(:mod:`synthdiv.corpus.write`) both build on this module; it depends on neither.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthdiv.config import CorpusConfig
+from synthdiv.errors import SynthdivError
 
 REASONS = (
     "bad_json",
@@ -38,7 +39,7 @@ _EXTENSIONS = {
 }
 
 
-class CorpusError(ValueError):
+class CorpusError(SynthdivError, ValueError):
     """A corpus that cannot be used; the message is one line naming the path and the cause."""
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from synthdiv.config import CorpusConfig
-from synthdiv.corpus_format import (
+from synthdiv.corpus.format import (
     MANIFEST,
     ContentDigest,
     CorpusError,
