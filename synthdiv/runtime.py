@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from synthdiv.config import RuntimeConfig
 
@@ -130,3 +132,22 @@ def ray_session(runtime: RuntimeConfig | None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def sigterm_as_exception() -> Iterator[None]:
+    """In the main thread, SIGTERM raises :class:`StageKilled` (after asking workers to stop), so
+    a killed stage unwinds like Ctrl-C and its run ends KILLED."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        request_stop()
+        raise StageKilled(f"received signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

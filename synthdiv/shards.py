@@ -21,6 +21,12 @@ SUCCESS = "_SUCCESS"
 MARKER_SUFFIX = ".done"
 
 
+def is_remote(uri: str) -> bool:
+    """True for a URI with a scheme (``s3://``, ``gs://``, ``file://``): read and write it through
+    fsspec, never as a :class:`pathlib.Path`. False for a plain local path."""
+    return "://" in uri
+
+
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem and the path within it for a local path or URI."""
     fs, path = fsspec.core.url_to_fs(uri)

@@ -21,6 +21,7 @@ from synthdiv import analysis
 from synthdiv.config import RuntimeConfig, StrictModel
 from synthdiv.evaluate.correlation_plots import write_plots
 from synthdiv.evaluate.stage import TAG_CORPUS_NAME, TAG_MODEL_SIZE, TAG_VARIANT
+from synthdiv.shards import is_remote
 from synthdiv.stage import BaseStage, StageContext, StageResult, local_artifact_dir, run_stage
 from synthdiv.tracking import TAG_DATASET, Tracker, resolve_tracking_uri
 from synthdiv.tracking.query import RunRecord, StudyQuery
@@ -246,7 +247,7 @@ class CorrelateStage(BaseStage):
             | _metric_rows(correlations),
             # Remote storage keeps no copy: the tables live in MLflow, their source of truth.
             outputs={}
-            if "://" in ctx.output_dir
+            if is_remote(ctx.output_dir)
             else {"correlations": str(out / "correlations.csv")},
             artifacts={"correlation": out},
             extra={

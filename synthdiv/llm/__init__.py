@@ -16,6 +16,7 @@ from typing import Any
 from synthdiv.config import LLMConfig
 from synthdiv.llm.base import ChatBackend, ChatRequest, ChatResponse
 from synthdiv.llm.runner import LLMRunner, LLMUsage, ResponseCache
+from synthdiv.shards import is_remote
 
 __all__ = [
     "ChatBackend",
@@ -60,7 +61,7 @@ def resolve_cache_path(cfg: LLMConfig, cache_dir: str | None) -> Path | None:
     chosen = cfg.cache_dir if cfg.cache_dir is not None else cache_dir
     if not chosen:
         return None
-    if "://" in chosen:
+    if is_remote(chosen):
         from synthdiv.models import cache_root
 
         digest = hashlib.sha256(chosen.encode()).hexdigest()[:16]

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from synthdiv.tracking import Tracker
+from typing import TYPE_CHECKING, Any
 
 TAG_MODEL_ID = "synthdiv.model_id"
 PENDING = "pending"  # a model whose logging waits in the tracking journal
@@ -22,6 +20,10 @@ class LoggedModelRef:
     model_id: str
     model_uri: str  # models:/<id>, loadable by MLflow and registrable
     registered_version: str | None = None
+
+
+if TYPE_CHECKING:
+    from synthdiv.tracking.tracker import Tracker
 
 
 def _existing(tracker: Tracker, experiment_id: str, name: str) -> Any | None:
