@@ -5,7 +5,6 @@ duplication, MLflow lineage, the grid, and the mixture read back by synthdiv.cor
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -21,34 +20,11 @@ from synthdiv.generate.preflight import GeneratorUnavailable
 from synthdiv.shards import SUCCESS
 from synthdiv.tracking import TAG_JOB
 from tests.support.openai_server import ScriptedOpenAIServer
+from tests.support.samples import valid_answer
 
 pytestmark = pytest.mark.slow
 
 MALFORMED = 'Sure! Here are the passages: {"passages": [ oops'
-
-
-def valid_answer(topic: str, n: int) -> str:
-    word = re.sub(
-        r"[\W_]", "", topic.lower()
-    )  # distinct filler words: no repetition to trip the gate
-    return json.dumps(
-        {
-            "passages": [
-                {
-                    "concepts": [f"{topic} basics"],
-                    "text": f"Part {i} about {topic} and the ideas that go with it: "
-                    + " ".join(f"{word}{n}{i}{w:02d}" for w in range(40)),
-                }
-                for i in range(3)
-            ],
-            "question": {
-                "question": f"Which statement about {topic} is right?",
-                "options": ["first", "second", "third", "fourth"],
-                "answer": "second",
-                "explanation": "Step 1: recall the passage. Step 2: pick the second option.",
-            },
-        }
-    )
 
 
 def _config(server: ScriptedOpenAIServer, runtime, **overrides) -> GenerateConfig:

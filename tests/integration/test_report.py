@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from synthdiv.evaluate.correlate import CorrelateConfig, correlate_study
 from synthdiv.report import MIN_CORPORA_FOR_CLAIM, write_report
-from tests.support import browser
+from tests.support.browser import screenshot
 
 N_CORPORA = 8
 # metric → (higher is more diverse, how the metric follows a corpus's quality q in [0, 1])
@@ -32,15 +31,6 @@ METRICS = {
     "distinct_n": (True, lambda q, noise: 0.5 + 0.05 * noise),  # unrelated to accuracy
     "kl_tiny": (True, lambda q, noise: 2e-8 + 1e-9 * noise),  # tiny magnitudes, as in the issue
 }
-
-
-def screenshot(url: str, workdir: Path, height: int = 2000) -> tuple[str, Path]:
-    """The page at 1300 px wide (a laptop browser window); the screenshot is kept for a person."""
-    flags = [f for f in browser.FLAGS if not f.startswith("--window-size")]
-    with mock.patch.object(browser, "FLAGS", [*flags, f"--window-size=1300,{height}"]):
-        dom, shot = browser.render(url, workdir)
-    print(f"report screenshot (1300 px wide): {shot}")
-    return dom, shot
 
 
 def log_study(uri: str, experiment: str, seed: int = 0) -> None:

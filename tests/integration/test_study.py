@@ -17,10 +17,9 @@ from synthdiv.report import write_report
 from synthdiv.score import example_corpus_path
 from synthdiv.study import StudyConfig, plan_study, run_study
 from synthdiv.tracking import Tracker
-from tests.integration.test_generate_pipeline import valid_answer
-from tests.integration.test_report import screenshot
-from tests.support.browser import render
+from tests.support.browser import render, screenshot
 from tests.support.openai_server import ScriptedOpenAIServer
+from tests.support.samples import valid_answer
 from tests.support.study_configs import two_sample_generate
 
 TINY_STUDY = {

@@ -8,16 +8,9 @@ import textwrap
 
 import pytest
 from mlflow.tracking import MlflowClient
-from pydantic import Field
 
-from synthdiv.config import RuntimeConfig, StrictModel
 from synthdiv.tracking import TAG_CONFIG, TAG_DATASET, TAG_JOB, TAG_STAGE, stage_run
-
-
-class _Cfg(StrictModel):
-    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
-    alpha: float = 0.5
-    nested: dict = Field(default_factory=lambda: {"k": 3})
+from tests.support.configs import TinyConfig
 
 
 def _runs(uri, experiment):
@@ -27,7 +20,7 @@ def _runs(uri, experiment):
 
 
 def test_rerun_reuses_the_run_and_logs_everything(runtime, tmp_path):
-    cfg = _Cfg(runtime=runtime)
+    cfg = TinyConfig(runtime=runtime)
     with stage_run("score", cfg, runtime) as tracker:
         tracker.log_metrics({"div.x.value": 1.5, "weird key!": 2.0}, step=0)
         tracker.log_dataset(name="c", digest="abc123", source="/data/c.jsonl", n_rows=10)
@@ -55,9 +48,9 @@ def test_rerun_reuses_the_run_and_logs_everything(runtime, tmp_path):
 
 def test_exception_ends_run_failed_and_other_config_is_new_job(runtime):
     with pytest.raises(RuntimeError):
-        with stage_run("score", _Cfg(runtime=runtime, alpha=0.1), runtime):
+        with stage_run("score", TinyConfig(runtime=runtime, alpha=0.1), runtime):
             raise RuntimeError("boom")
-    with stage_run("score", _Cfg(runtime=runtime, alpha=0.2), runtime):
+    with stage_run("score", TinyConfig(runtime=runtime, alpha=0.2), runtime):
         pass
     statuses = sorted(r.info.status for r in _runs(runtime.tracking_uri, runtime.experiment))
     assert statuses == ["FAILED", "FINISHED"]
@@ -70,9 +63,9 @@ def test_sigterm_ends_run_killed(runtime, tmp_path):
         import sys, time
         from synthdiv.config import RuntimeConfig
         from synthdiv.tracking import stage_run
-        from tests.integration.test_tracking import _Cfg
+        from tests.support.configs import TinyConfig
         rt = RuntimeConfig(tracking_uri={runtime.tracking_uri!r}, experiment={runtime.experiment!r})
-        with stage_run("train", _Cfg(runtime=rt), rt):
+        with stage_run("train", TinyConfig(runtime=rt), rt):
             print("started", flush=True)
             time.sleep(60)
     """)
@@ -90,6 +83,6 @@ def test_sigterm_ends_run_killed(runtime, tmp_path):
 
 
 def test_tracker_link_points_at_the_ui(runtime):
-    with stage_run("score", _Cfg(runtime=runtime), runtime) as tracker:
+    with stage_run("score", TinyConfig(runtime=runtime), runtime) as tracker:
         link = tracker.link()
     assert link.startswith(runtime.tracking_uri) and tracker.run_id in link

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -47,4 +48,13 @@ def render(url: str, workdir: Path) -> tuple[str, Path]:
         timeout=180,
         capture_output=True,
     )
+    return dom, shot
+
+
+def screenshot(url: str, workdir: Path, height: int = 2000) -> tuple[str, Path]:
+    """The page at 1300 px wide (a laptop browser window); the screenshot is kept for a person."""
+    flags = [f for f in FLAGS if not f.startswith("--window-size")]
+    with mock.patch(__name__ + ".FLAGS", [*flags, f"--window-size=1300,{height}"]):
+        dom, shot = render(url, workdir)
+    print(f"report screenshot (1300 px wide): {shot}")
     return dom, shot

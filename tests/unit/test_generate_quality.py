@@ -14,7 +14,7 @@ from synthdiv.generate.quality import (
     top_ngram_char_fraction,
 )
 from synthdiv.generate.validate import sample_validator
-from tests.unit.test_generate_render import GOOD
+from tests.support.samples import GOOD
 
 FINE = [
     "A lever is a rigid bar that turns about a fixed point called the fulcrum.",

@@ -14,27 +14,7 @@ from synthdiv.generate.validate import (
     response_schema,
     validate_sample,
 )
-
-GOOD = {
-    "passages": [
-        {"concepts": ["lever"], "text": "A lever is a rigid bar that turns about a fulcrum."},
-        {
-            "concepts": ["mechanical advantage"],
-            "text": "Moving the fulcrum trades force for distance.",
-        },
-        {
-            "concepts": ["torque balance"],
-            "text": "Equilibrium holds when torques on both sides match.",
-        },
-    ],
-    "question": {
-        "question": "What does moving the fulcrum closer to the load do?",
-        "options": ["Reduces the effort needed", "Doubles the load", "Removes friction", "Nothing"],
-        "answer": "Reduces the effort needed",
-        "explanation": "Step 1: the effort arm gets "
-        "longer. Step 2: the same torque needs less force.",
-    },
-}
+from tests.support.samples import GOOD
 
 
 def _broken(path: str, value):
