@@ -82,7 +82,6 @@ def base_config(
         },
         "seed": args.seed,
         "max_text_chars": args.max_text_chars,
-        "score_after": False,
         "output": {"shard_size": 4},
         "quality": QUALITY[args.quality],
         "generators": [

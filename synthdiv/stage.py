@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -132,3 +133,15 @@ def run_stage(stage: Stage, parent: Tracker | None = None, reuse: bool = False) 
         result.outputs.setdefault("mlflow_run_id", tracker.run_id)
         result.extra.setdefault("run_link", tracker.link())
         return result
+
+
+@contextlib.contextmanager
+def parent_run(stage: Stage, run_name: str | None = None) -> Iterator[Tracker]:
+    """The run of a stage whose work is other stages (a study, a generate grid): Ray starts once
+    for all of them, and their runs are children of this one (``run_stage(..., parent=)``)."""
+    raise_if_stopped()
+    with (
+        ray_session(stage.runtime),
+        stage_run(stage.name, stage.config, stage.runtime, run_name=run_name) as tracker,
+    ):
+        yield tracker

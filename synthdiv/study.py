@@ -9,12 +9,11 @@ identity is its config digest, so a rerun of a crashed study reuses every finish
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthdiv.config import (
     ConfigError,
@@ -22,12 +21,11 @@ from synthdiv.config import (
     RuntimeConfig,
     StrictModel,
     deep_merge,
-    set_dotted,
 )
+from synthdiv.grid import GridAxes, check_grid, expand_grid
 from synthdiv.progress import ProgressFn, no_progress
-from synthdiv.runtime import ray_session
-from synthdiv.stage import BaseStage
-from synthdiv.tracking import Tracker, stage_run
+from synthdiv.stage import BaseStage, parent_run
+from synthdiv.tracking import Tracker
 
 
 class CorpusVariant(StrictModel):
@@ -41,9 +39,10 @@ class StudyConfig(StrictModel):
     name: str = Field("study", pattern=r"^[A-Za-z0-9_.-]+$")
     generate: dict[str, Any] = Field(default_factory=dict, description="Base generate config.")
     corpora: list[CorpusVariant] = Field(default_factory=list)
-    grid: dict[str, list[Any]] = Field(
+    grid: GridAxes = Field(
         default_factory=dict,
-        description="Dotted generate keys → values; their product adds one corpus per cell.",
+        description="Dotted generate keys → a list of values, or label → value; their product "
+        "adds one corpus per cell (synthdiv.grid).",
     )
     score: dict[str, Any] = Field(default_factory=dict, description="Score config (no corpus).")
     real_data: CorpusConfig | None = Field(None, description="Real corpus mixed with each one.")
@@ -62,19 +61,16 @@ class StudyConfig(StrictModel):
     eval: dict[str, Any] = Field(default_factory=dict, description="Eval config (no model).")
     correlate: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("grid")
+    @classmethod
+    def _axes(cls, value: GridAxes) -> GridAxes:
+        return check_grid(value)
+
     @model_validator(mode="after")
     def _expand_grid(self) -> StudyConfig:
-        if self.grid:
-            keys = list(self.grid)
-            for values in itertools.product(*(self.grid[k] for k in keys)):
-                overrides: dict[str, Any] = {}
-                for key, value in zip(keys, values, strict=True):
-                    set_dotted(overrides, key, value)
-                label = "_".join(
-                    f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, values, strict=True)
-                )
-                self.corpora.append(CorpusVariant(name=label, generate=overrides))
-            self.grid = {}
+        for cell in expand_grid(self.grid):
+            self.corpora.append(CorpusVariant(name=cell.label, generate=cell.overrides))
+        self.grid = {}
         for by_size in ("pretrain_by_size", "sft_by_size"):
             unknown = sorted(set(getattr(self, by_size)) - set(self.model_sizes))
             if unknown:
@@ -129,7 +125,7 @@ def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
         # Content-addressed: variants with the same generation knobs share one corpus on storage.
         key = hashlib.sha256(json.dumps(gen, sort_keys=True, default=str).encode()).hexdigest()[:12]
         gen = deep_merge(gen, {"output": {"path": f"{root}/corpora/{key}"}})
-        gen |= {"runtime": rt, "score_after": False, "name": variant.name}
+        gen |= {"runtime": rt, "name": variant.name}
         gen_cfg = _validated(GenerateConfig, gen, f"generate[{variant.name}]")
         score = cfg.score | {
             "runtime": rt,
@@ -218,10 +214,7 @@ class StudyStage(BaseStage):
         return len(self.plans) * (per_corpus + len(self.config.model_sizes) * per_size) + 1
 
     def run_all(self) -> dict[str, Any]:
-        with (
-            ray_session(self.runtime),
-            stage_run("study", self.config, self.runtime, run_name=self.config.name) as parent,
-        ):
+        with parent_run(self, run_name=self.config.name) as parent:
             parent.set_tags({"synthdiv.study": self.config.name})
             return self._run(parent)
 

@@ -50,9 +50,6 @@ def generate(
         None, help="Seed of topic sampling, styles, personas and decoding."
     ),
     output: str | None = typer.Option(None, help="Corpus directory (local or s3://)."),
-    score: bool | None = typer.Option(
-        None, "--score/--no-score", help="Score the finished corpus (default on)."
-    ),
     max_shards: int | None = typer.Option(
         None, help="Stop after this many new shards (resume by rerunning)."
     ),
@@ -70,7 +67,7 @@ def generate(
 
       synthdiv generate -c examples/generate_topic_styles.yaml
 
-      synthdiv generate --family topic -T 4 -G 2 --no-score
+      synthdiv generate --family topic -T 4 -G 2
 
       synthdiv generate -c examples/generate_grid.yaml
     """
@@ -111,7 +108,6 @@ def generate(
                 "taxonomy": taxonomy,
                 "seed": seed,
                 "output.path": output,
-                "score_after": score,
                 "runtime.tracking_uri": tracking_uri,
                 "runtime.experiment": experiment,
             }

@@ -3,7 +3,7 @@ prompt family, style/persona weights, one generator or a weighted mix, seed, out
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -93,10 +93,17 @@ class GenerateConfig(StrictModel):
     quality: QualityConfig = Field(
         default_factory=QualityConfig, description="Text rules a sample must pass (else retried)."
     )
-    score_after: bool = Field(True, description="Score the finished corpus (child MLflow run).")
-    score: dict = Field(
-        default_factory=dict, description="Overrides for the score stage (metrics, sample_size…)."
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"score_after", "score"} & set(data):
+            raise ValueError(
+                "'score_after' and 'score' were removed: generate only generates. Score a corpus "
+                "with `synthdiv score --corpus <path>`, or chain generate → score in a study "
+                "(`synthdiv run`, docs/study.md)"
+            )
+        return data
 
     @field_validator("style_weights")
     @classmethod

@@ -137,16 +137,13 @@ class GenerateStage(BaseStage):
         self.max_new_shards = max_new_shards
         self.lineage = lineage or {}
         self.plan = build_plan(config)  # bad taxonomy/family/personas fail before Ray or MLflow
-        if config.score_after:  # a bad `score:` block must not surface only after generating
-            score_config(config, config.output.path or ".", config.name or "check")
 
     @property
     def needs_ray(self) -> bool:
-        """Only an in-process llama.cpp engine and no scoring run without Ray."""
-        in_process = all(
+        """Only an in-process llama.cpp engine runs without Ray."""
+        return not all(
             g.llm.backend == "embedded" and g.llm.concurrency == 1 for g in self.config.generators
         )
-        return not in_process or self.config.score_after
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg, plan = self.config, self.plan
@@ -301,8 +298,6 @@ class GenerateStage(BaseStage):
         requested = max(totals["n_requested"], 1)
         metrics["generate.failure_rate"] = totals["n_rejected"] / requested
         metrics["generate.complete"] = 1.0
-        if cfg.score_after:
-            metrics.update(score_hook(score_config(cfg, corpus.uri, name), ctx))
         return metrics
 
     @staticmethod
@@ -349,32 +344,6 @@ class GenerateStage(BaseStage):
         tags = {"synthdiv.prompt_id": plan.template.id, "synthdiv.family": plan.template.family}
         tags.update({f"synthdiv.lineage.{k}": v for k, v in self.lineage.items()})
         ctx.tracker.set_tags(tags)
-
-
-def score_config(cfg: GenerateConfig, corpus_uri: str, name: str) -> Any:
-    """The score stage's config for this corpus; built (and so validated) before generating."""
-    from synthdiv.config import parse_config
-    from synthdiv.score import ScoreConfig
-
-    data = {
-        "runtime": cfg.runtime.model_dump(),
-        "corpus": {"path": corpus_uri},
-        "name": name,
-        **cfg.score,
-    }
-    return parse_config(data, ScoreConfig, "generate config, key 'score'")
-
-
-def score_hook(score_cfg: Any, ctx: StageContext) -> dict[str, float]:
-    """Score the finished corpus with ``synthdiv.score.score_corpus`` as a child run; each metric's
-    value is copied into this run as ``score.<metric>`` so grids compare corpora in one table."""
-    from synthdiv.score import score_corpus
-
-    result = score_corpus(score_cfg, parent=ctx.tracker)
-    ctx.tracker.set_tags({"synthdiv.score_run": result.outputs.get("mlflow_run_id", "")})
-    scores = {f"score.{row['metric']}": float(row["value"]) for row in result.extra.get("rows", [])}
-    scores["score.metrics_failed"] = float(result.metrics.get("score.metrics_failed", 0))
-    return scores
 
 
 def generate_corpus(

@@ -41,7 +41,6 @@ def test_cli_generates_a_small_corpus_on_the_packaged_model(runtime, smollm2_ggu
         "quality": {
             "repetition": False
         },  # as the quickstart: most 135M samples fail Gopher's rules
-        "score_after": False,
     }
     path = tmp_path / "gen.yaml"
     path.write_text(yaml.safe_dump(config))

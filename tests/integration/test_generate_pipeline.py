@@ -35,7 +35,6 @@ def _config(server: ScriptedOpenAIServer, runtime, **overrides) -> GenerateConfi
         "generations_per_topic": 3,
         "seed": 5,
         "output": {"shard_size": 4},
-        "score_after": False,
         "generators": [
             {
                 "name": "scripted",
@@ -157,23 +156,11 @@ def test_dedup_filter_drops_duplicates_from_the_corpus(ray_local, runtime, serve
             server,
             runtime,
             dedup={"filter": "near", "threshold": 0.5},
-            score_after=True,
-            score={"metrics": {"distinct_n": {}, "compression_ratio": {}}, "n_seeds": 1},
         )
         result = generate_corpus(cfg)
     ids = _ids(result.outputs["corpus"])
     assert sorted(i.split("-")[0] for i in ids) == ["t000000", "t000001", "t000002", "t000003"]
     assert result.metrics["generate.n_docs"] == 4
-    # score_after: the finished (filtered) corpus is scored in a child run
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(runtime.tracking_uri)
-    run = client.get_run(result.outputs["mlflow_run_id"])
-    score_run = client.get_run(run.data.tags["synthdiv.score_run"])
-    assert score_run.data.tags["mlflow.parentRunId"] == run.info.run_id
-    assert 0 < score_run.data.metrics["div.distinct_n.value"] <= 1
-    assert result.metrics["score.distinct_n"] == score_run.data.metrics["div.distinct_n.value"]
-    assert run.data.metrics["score.compression_ratio"] > 0
 
 
 def test_degenerate_text_is_retried_then_rejected_by_the_quality_gate(
@@ -233,7 +220,6 @@ def test_unreachable_generator_fails_before_work(ray_local, runtime):
             "runtime": runtime.model_dump(),
             "n_topics": 2,
             "generations_per_topic": 1,
-            "score_after": False,
             "generators": [
                 {"llm": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x"}}
             ],
@@ -256,7 +242,6 @@ def test_grid_makes_one_corpus_per_cell_with_lineage_then_mix(
                 "base": {
                     "family": "topic",
                     "generations_per_topic": 1,
-                    "score_after": False,
                     "output": {"shard_size": 2},
                     "generators": [gen],
                 },

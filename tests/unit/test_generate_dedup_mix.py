@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from synthdiv.config import ConfigError, parse_config
-from synthdiv.generate.config import DedupConfig
+from synthdiv.generate.config import DedupConfig, GenerateConfig
 from synthdiv.generate.dedup import find_duplicates
-from synthdiv.generate.grid import GenerateGridConfig, expand_grid
+from synthdiv.generate.grid import GenerateGridConfig, grid_cells
 from synthdiv.generate.mix import MixConfig, select
 
 BASE = (
@@ -90,32 +90,58 @@ def test_grid_expands_every_cell_with_lineage():
     cfg = parse_config(
         {
             "name": "tg",
-            "base": {"family": "topic", "score_after": False},
+            "base": {"family": "topic", "quality": {"repetition": False}},
             "grid": {
                 "n_topics": [2, 4],
                 "generations_per_topic": [1, 3],
                 "family": ["topic", "multi_topic"],
                 "generators": {"small": [{"llm": {"backend": "embedded"}}]},
+                "quality.min_stop_words": [0, 2],
             },
         },
         GenerateGridConfig,
     )
-    cells = expand_grid(cfg)
-    assert len(cells) == 8 and len({c.name for c in cells}) == 8
-    cell = next(c for c in cells if c.name == "T4-G3-multi_topic-gen-small")
-    assert cell.config.n_topics == 4 and cell.config.generations_per_topic == 3
-    assert (
-        cell.config.family == "multi_topic" and cell.config.name == "tg/T4-G3-multi_topic-gen-small"
+    cells = grid_cells(cfg)
+    assert len(cells) == 16 and len({c.name for c in cells}) == 16
+    label = (
+        "n_topics-4_generations_per_topic-3_family-multi_topic_generators-small_min_stop_words-0"
     )
+    cell = next(c for c in cells if c.name == label)
+    assert cell.config.n_topics == 4 and cell.config.generations_per_topic == 3
+    assert cell.config.family == "multi_topic" and cell.config.name == f"tg/{label}"
+    # a dotted axis deep-merges into the base block: the base's other quality knobs survive
+    assert cell.config.quality.min_stop_words == 0 and cell.config.quality.repetition is False
+    assert [g.llm.backend for g in cell.config.generators] == ["embedded"]
     assert cell.lineage == {
         "grid": "tg",
         "n_topics": "4",
         "generations_per_topic": "3",
         "family": "multi_topic",
         "generators": "small",
-        "cell": cell.name,
+        "quality.min_stop_words": "0",
+        "cell": label,
     }
-    assert cell.config.score_after is False
+
+
+def test_study_and_generate_grids_share_one_syntax_and_labels():
+    from synthdiv.study import StudyConfig
+
+    grid = {"n_topics": [1, 2], "generators": {"small": [{"llm": {"backend": "embedded"}}]}}
+    study = parse_config({"grid": grid}, StudyConfig)
+    generate = parse_config({"grid": grid}, GenerateGridConfig)
+    assert [c.name for c in study.corpora] == [c.name for c in grid_cells(generate)]
+    assert study.corpora[0].generate["generators"] == [{"llm": {"backend": "embedded"}}]
+
+
+@pytest.mark.parametrize("axis", [[], "topic", 3, {}])
+def test_a_grid_axis_must_be_a_list_or_a_labelled_mapping(axis):
+    with pytest.raises(ConfigError, match="grid axis 'family' must be a non-empty list"):
+        parse_config({"grid": {"family": axis}}, GenerateGridConfig)
+
+
+def test_removed_generate_score_keys_point_to_the_study():
+    with pytest.raises(ConfigError, match="synthdiv score --corpus"):
+        parse_config({"score_after": True}, GenerateConfig)
 
 
 def test_a_bad_grid_cell_fails_the_whole_grid_at_load():

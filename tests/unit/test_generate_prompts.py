@@ -177,11 +177,3 @@ def test_personas_file_is_user_extensible(tmp_path):
     own.write_text("personas: []\n")
     with pytest.raises(PromptError, match="non-empty list"):
         load_personas(str(own))
-
-
-def test_bad_score_block_fails_before_generating():
-    from synthdiv.generate.pipeline import GenerateStage
-
-    with pytest.raises((KeyError, ValueError), match="unknown metric .nope."):
-        GenerateStage(GenerateConfig(n_topics=2, score={"metrics": {"nope": {}}}))
-    GenerateStage(GenerateConfig(n_topics=2, score_after=False, score={"metrics": {"nope": {}}}))
