@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from synthdiv.config import (
     ConfigError,
@@ -82,6 +82,7 @@ class StudyConfig(StrictModel):
             raise ValueError("a study needs at least two corpora (corpora: or grid:) to correlate")
         if len(set(names)) != len(names):
             raise ValueError(f"corpus names must be unique: {names}")
+        plan_study(self)  # every stage config, built and validated now, not days into the study
         return self
 
 
@@ -100,11 +101,17 @@ class CorpusPlan:
         return self.variant.name
 
 
-def _validated(model: type, data: dict[str, Any], where: str) -> Any:
+def _validated(model: type, data: dict[str, Any], block: str, where: str) -> Any:
+    """``data`` as ``model``; errors name their key inside the study's ``block`` and, for blocks
+    built per corpus or size, ``where`` (``corpus a, size tiny``)."""
     try:
         return model.model_validate(data)
-    except Exception as err:  # pydantic ValidationError or a validator's ValueError
-        raise ConfigError(f"study stage {where}: {err}") from None
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key = ".".join([block, *(str(p) for p in e["loc"])])
+            problems.append(f"{key} ({where}): {e['msg'].removeprefix('Value error, ')}")
+        raise ValueError("\n  ".join(problems)) from None
 
 
 PENDING = "pending://"  # an input produced by an earlier stage, filled in at run time
@@ -126,14 +133,14 @@ def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
         key = hashlib.sha256(json.dumps(gen, sort_keys=True, default=str).encode()).hexdigest()[:12]
         gen = deep_merge(gen, {"output": {"path": f"{root}/corpora/{key}"}})
         gen |= {"runtime": rt, "name": variant.name}
-        gen_cfg = _validated(GenerateConfig, gen, f"generate[{variant.name}]")
+        gen_cfg = _validated(GenerateConfig, gen, "generate", f"corpus {variant.name}")
         score = cfg.score | {
             "runtime": rt,
             "name": variant.name,
             "corpus": {"path": gen_cfg.output.path},
         }
         plan = CorpusPlan(
-            variant, gen_cfg, _validated(ScoreConfig, score, f"score[{variant.name}]")
+            variant, gen_cfg, _validated(ScoreConfig, score, "score", f"corpus {variant.name}")
         )
         if cfg.real_data is not None:
             mix_config(cfg, variant, PENDING + "corpus", rt)
@@ -144,14 +151,16 @@ def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
                 recipe.get("data", {}), {"corpora": [{"corpus": {"path": PENDING + "corpus"}}]}
             )
             plan.pretrain[size] = _validated(
-                PretrainConfig, pre, f"pretrain[{variant.name},{size}]"
+                PretrainConfig, pre, "pretrain", f"corpus {variant.name}, size {size}"
             )
             if cfg.sft is not None:
                 sft = deep_merge(cfg.sft, cfg.sft_by_size.get(size, {})) | {
                     "runtime": rt,
                     "base_model": PENDING + "model",
                 }
-                plan.sft[size] = _validated(SftConfig, sft, f"sft[{variant.name},{size}]")
+                plan.sft[size] = _validated(
+                    SftConfig, sft, "sft", f"corpus {variant.name}, size {size}"
+                )
         plans.append(plan)
     _validate_eval(cfg, rt)
     return plans
@@ -182,13 +191,24 @@ def mix_config(
         "name": name,
         "sources": sources,
     }
-    return _validated(MixConfig, data, f"mix[{name}]")
+    return _validated(MixConfig, data, "mix", f"corpus {name}")
+
+
+def correlate_config_data(cfg: StudyConfig, rt: Any, parent_run_id: str) -> dict[str, Any]:
+    """The correlate block of the study, pointed at the study's runs."""
+    return cfg.correlate | {
+        "runtime": rt,
+        "study": cfg.runtime.experiment,
+        "parent_run_id": parent_run_id,
+    }
 
 
 def _validate_eval(cfg: StudyConfig, rt: dict[str, Any]) -> None:
     from synthdiv.evaluate.config import EvalConfig
+    from synthdiv.evaluate.correlate import CorrelateConfig
 
-    _validated(EvalConfig, eval_config_data(cfg, rt, PENDING + "model", {}), "eval")
+    _validated(CorrelateConfig, correlate_config_data(cfg, rt, "pending"), "correlate", "study")
+    _validated(EvalConfig, eval_config_data(cfg, rt, PENDING + "model", {}), "eval", "every model")
 
 
 def eval_config_data(

@@ -16,7 +16,14 @@ from synthdiv.generate.mix import MixStage
 from synthdiv.generate.pipeline import GenerateStage
 from synthdiv.score import METRIC_PREFIX, ScoreStage
 from synthdiv.stage import StageResult, run_stage
-from synthdiv.study import CorpusPlan, CorpusVariant, StudyConfig, eval_config_data, mix_config
+from synthdiv.study import (
+    CorpusPlan,
+    CorpusVariant,
+    StudyConfig,
+    correlate_config_data,
+    eval_config_data,
+    mix_config,
+)
 from synthdiv.tracking import Tracker
 from synthdiv.train.pretrain import PretrainStage
 from synthdiv.train.sft import SftStage
@@ -96,11 +103,6 @@ class StudySteps:
 
     def correlate(self) -> StageResult:
         config = CorrelateConfig.model_validate(
-            self.cfg.correlate
-            | {
-                "runtime": self.runtime,
-                "study": self.cfg.runtime.experiment,
-                "parent_run_id": self.parent.run_id,
-            }
+            correlate_config_data(self.cfg, self.runtime, self.parent.run_id)
         )
         return run_stage(CorrelateStage(config), parent=self.parent)
