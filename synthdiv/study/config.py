@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -23,9 +23,6 @@ from synthdiv.config import (
     deep_merge,
 )
 from synthdiv.grid import GridAxes, check_grid, expand_grid
-from synthdiv.progress import ProgressFn, no_progress
-from synthdiv.stage import BaseStage, parent_run
-from synthdiv.tracking import Tracker
 
 
 class CorpusVariant(StrictModel):
@@ -216,46 +213,3 @@ def eval_config_data(
 ) -> dict[str, Any]:
     """The eval block of the study for one model (deep-merged: model settings are kept)."""
     return deep_merge(deep_merge(cfg.eval, extra), {"runtime": rt, "model": {"path": model_path}})
-
-
-class StudyStage(BaseStage):
-    """The parent of a study: runs the DAG, each stage a child run, and correlates at the end."""
-
-    name: ClassVar[str] = "study"
-
-    def __init__(self, config: StudyConfig, progress: ProgressFn = no_progress):
-        super().__init__(config, progress)
-        self.plans = plan_study(config)
-        self._done = 0
-
-    def total_steps(self) -> int:
-        per_size = 2 + (2 if self.config.sft is not None else 0)  # pretrain, eval[, sft, eval]
-        per_corpus = 2 + (1 if self.config.real_data is not None else 0)  # generate, score[, mix]
-        return len(self.plans) * (per_corpus + len(self.config.model_sizes) * per_size) + 1
-
-    def run_all(self) -> dict[str, Any]:
-        with parent_run(self, run_name=self.config.name) as parent:
-            parent.set_tags({"synthdiv.study": self.config.name})
-            return self._run(parent)
-
-    def _run(self, parent: Tracker) -> dict[str, Any]:
-        from synthdiv.study_steps import StudySteps
-
-        steps = StudySteps(self.config, parent, self._step)
-        summary = {plan.name: steps.corpus_branch(plan) for plan in self.plans}
-        correlation = steps.correlate()
-        self._step("correlate")
-        return {
-            "corpora": summary,
-            "correlate": correlation,
-            "parent_run_id": parent.run_id,
-            "run_link": parent.link(),
-        }
-
-    def _step(self, label: str) -> None:
-        self._done += 1
-        self.progress("study", self._done, self.total_steps())
-
-
-def run_study(config: StudyConfig, progress: ProgressFn = no_progress) -> dict[str, Any]:
-    return StudyStage(config, progress).run_all()

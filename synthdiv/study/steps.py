@@ -16,7 +16,7 @@ from synthdiv.generate.mix import MixStage
 from synthdiv.generate.pipeline import GenerateStage
 from synthdiv.score import METRIC_PREFIX, ScoreStage
 from synthdiv.stage import StageResult, run_stage
-from synthdiv.study import (
+from synthdiv.study.config import (
     CorpusPlan,
     CorpusVariant,
     StudyConfig,
