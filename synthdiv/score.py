@@ -20,8 +20,8 @@ from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
 from synthdiv.embed import EmbedConfig, embed_corpus
 from synthdiv.errors import EngineCrashError
-from synthdiv.metrics import MetricContext, MetricResult, available, create
-from synthdiv.metrics.base import check_selection, close_resources
+from synthdiv.metrics import MetricContext, MetricResult, available, check_selection, create
+from synthdiv.metrics.base import close_resources
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.report_plots import plot_scores
 from synthdiv.shards import SUCCESS, filesystem, write_json_atomic

@@ -32,8 +32,7 @@ from synthdiv.analysis import correlate
 from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
 from synthdiv.embed import EmbedConfig, embed_corpus, resolve_model_path
-from synthdiv.metrics import MetricContext, available, create
-from synthdiv.metrics.base import check_selection
+from synthdiv.metrics import MetricContext, available, check_selection, create
 from synthdiv.metrics.cluster_agent import close_resources
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.shards import ShardedOutput

@@ -13,16 +13,16 @@ from synthdiv.cli.common import console, fail, given, load_or_fail, out, print_r
 @app.command("metrics")
 def list_metrics() -> None:
     """List every registered diversity metric, its version and direction."""
-    from synthdiv.metrics.base import _REGISTRY, available
+    from synthdiv.metrics import available, metric_class
 
     rows = [
         {
             "metric": name,
-            "version": _REGISTRY[name].version,
-            "higher = more diverse": "yes" if _REGISTRY[name].higher_is_more_diverse else "no",
-            "about": (_REGISTRY[name].__doc__ or "").strip().splitlines()[0],
+            "version": cls.version,
+            "higher = more diverse": "yes" if cls.higher_is_more_diverse else "no",
+            "about": (cls.__doc__ or "").strip().splitlines()[0],
         }
-        for name in available()
+        for name, cls in ((n, metric_class(n)) for n in available())
     ]
     print_rows("synthdiv metrics", rows)
 

@@ -141,11 +141,11 @@ def metric_directions(
     directions |= overrides
     if missing := [m for m in metrics if m not in directions]:
         # The registry imports every metric's dependencies (torch…): only when MLflow is silent.
-        from synthdiv.metrics.base import _REGISTRY, available
+        from synthdiv.metrics import available, metric_class
 
-        available()
+        known = set(available())
         directions |= {
-            m: bool(_REGISTRY[m].higher_is_more_diverse) for m in missing if m in _REGISTRY
+            m: bool(metric_class(m).higher_is_more_diverse) for m in missing if m in known
         }
     return directions
 

@@ -86,6 +86,8 @@ def close_resources(resources: dict[Any, Any]) -> None:
     resources.clear()
 
 
+# name → metric class; filled by @register as the metric modules are imported (synthdiv.metrics
+# imports every built-in one: look metrics up through that package, never here).
 _REGISTRY: dict[str, type] = {}
 
 
@@ -95,32 +97,6 @@ def register(cls: type) -> type:
         raise ValueError(f"metric {cls.name!r} registered twice")
     _REGISTRY[cls.name] = cls
     return cls
-
-
-def available() -> list[str]:
-    import synthdiv.metrics  # noqa: F401  (registers the built-in metrics)
-
-    return sorted(_REGISTRY)
-
-
-def create(name: str, **params: Any) -> Metric:
-    names = available()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown metric {name!r}; available: {', '.join(names)}")
-    return _REGISTRY[name](**params)
-
-
-def check_selection(selection: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """A config's ``metrics:`` block (name → params): unknown names and bad params fail at load
-    time with a clear message, not after hours of work."""
-    if not selection:
-        raise ValueError("select at least one metric")
-    for name, params in selection.items():
-        try:
-            create(name, **(params or {}))
-        except KeyError as err:  # pydantic only turns ValueError into a config error
-            raise ValueError(err.args[0]) from None
-    return selection
 
 
 def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
