@@ -8,9 +8,9 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from synthdiv.config import ConfigError, parse_config
+from synthdiv.config import parse_config
 from synthdiv.score import example_corpus_path
-from synthdiv.study import StudyConfig, plan_study, run_study
+from synthdiv.study import StudyConfig, run_study
 
 pytestmark = pytest.mark.slow
 
@@ -47,21 +47,6 @@ def _study(runtime: dict, public: str) -> dict:
         "eval": {"suite": "local", "tasks": ["local_arithmetic"], "limit": 4},
         "correlate": {"n_boot": 100},
     }
-
-
-def test_external_corpora_plan_without_generate(tmp_path):
-    runtime = {"storage_uri": str(tmp_path)}
-    cfg = parse_config(_study(runtime, _public_set(tmp_path / "p.jsonl")), StudyConfig)
-    plans = plan_study(cfg)
-    assert [p.generate for p in plans] == [None, None]
-    assert [p.score.corpus.path for p in plans] == [
-        example_corpus_path(),
-        str(tmp_path / "p.jsonl"),
-    ]
-    bad = _study(runtime, "x.jsonl")
-    bad["corpora"][1]["generate"] = {"n_topics": 2}
-    with pytest.raises(ConfigError, match="'path' \\(external\\) and 'generate' exclude"):
-        parse_config(bad, StudyConfig)
 
 
 def test_external_corpora_are_scored_trained_and_evaluated(ray_local, runtime, tmp_path):
