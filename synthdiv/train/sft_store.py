@@ -37,6 +37,7 @@ from synthdiv.train.sft_data import (
 from synthdiv.train.store import IGNORE_INDEX, finish_store, write_shard
 
 ARRAYS = ["input_ids", "labels", "segments"]
+LINES_PER_BLOCK = 4096
 ENCODED_SCHEMA = pa.schema(
     [
         ("shard", pa.int32()),
@@ -69,7 +70,11 @@ def read_file(batch: dict[str, np.ndarray]) -> Any:
         for number, line in iter_lines(str(file_uri)):
             numbers.append((int(index) << 32) | number)
             lines.append(line)
-        yield pa.table({"order": pa.array(numbers, pa.int64()), "line": pa.array(lines)})
+            if len(lines) == LINES_PER_BLOCK:  # blocks, so one big file feeds every actor
+                yield pa.table({"order": pa.array(numbers, pa.int64()), "line": pa.array(lines)})
+                numbers, lines = [], []
+        if lines:
+            yield pa.table({"order": pa.array(numbers, pa.int64()), "line": pa.array(lines)})
 
 
 class EncodeConversations:
@@ -109,6 +114,7 @@ def _lists(column: pa.ChunkedArray) -> list[np.ndarray]:
     array = column.combine_chunks()
     values = array.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
     offsets = array.offsets.to_numpy()
+    offsets = offsets - offsets[0]  # a sliced array's offsets point into its parent's values
     return [values[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
