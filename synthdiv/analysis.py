@@ -2,9 +2,11 @@
 
 Pure functions over plain data (no MLflow here): join per-corpus diversity scores to per-model
 accuracies by dataset digest, then for every metric × model size × variant (base/SFT) compute
-Spearman and Pearson with paired bootstrap CIs (corpora resampled with replacement, seeded), and
-rank the metrics by how strongly they track accuracy. With fewer than ``min_points`` corpora a CI
-is reported as undefined rather than invented; with fewer than three, so is the coefficient.
+Spearman and Pearson with paired bootstrap CIs (corpora resampled with replacement, accuracies
+redrawn from their stderr, seeded), Fisher-z CIs, permutation p-values and the OLS slope
+(:mod:`synthdiv.stats`), a verdict on whether the panel supports a claim, and rank the metrics by
+how strongly they track accuracy. With fewer than ``min_points`` corpora a bootstrap CI is
+reported as undefined rather than invented; with fewer than three, so is the coefficient.
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from synthdiv.stats import (  # noqa: F401 (re-exported: analysis is the public entry point)
+    MIN_CORPORA_FOR_CLAIM,
+    NEAR_CONSTANT_SPREAD,
+    fisher_ci,
+    near_constant,
+    ols,
+    paired_bootstrap,
+    percentile_interval,
+    permutation_pvalues,
+    verdict,
+)
+
 MIN_POINTS_FOR_CI = 4
 MIN_POINTS_FOR_RHO = 3
-# Values spread by less than this fraction of their magnitude count as constant: their order is
-# rounding noise (e.g. 0.5 and 0.5 + 1e-12 from summing in a different order), and ranking it
-# would report a spurious correlation.
-NEAR_CONSTANT_SPREAD = 1e-9
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class Point:
     diversity: dict[str, Score]
     corpus_name: str | None = None
     eval_run_id: str | None = None
+    accuracy_stderr: float | None = None  # the eval's stderr of ``accuracy`` (None = unknown)
 
 
 @dataclass
@@ -61,8 +72,23 @@ class Correlation:
     pearson_p: float | None = None
     pearson_ci_low: float | None = None
     pearson_ci_high: float | None = None
+    spearman_perm_p: float | None = None  # two-sided permutation p (exact up to 8 corpora)
+    pearson_perm_p: float | None = None
+    perm_exact: bool = False
+    spearman_fisher_low: float | None = None  # Fisher-z interval (Bonett-Wright SE for ρ)
+    spearman_fisher_high: float | None = None
+    pearson_fisher_low: float | None = None
+    pearson_fisher_high: float | None = None
+    slope: float | None = None  # OLS of accuracy on the metric, t interval
+    intercept: float | None = None
+    slope_p: float | None = None
+    slope_ci_low: float | None = None
+    slope_ci_high: float | None = None
+    stderr_propagated: bool = False  # the bootstrap redrew each accuracy from its stderr
     n_boot_valid: int = 0
     note: str = ""
+    verdict: str = ""  # supported | no claim | too few corpora (stats.verdict)
+    verdict_reason: str = ""
 
     @property
     def directional_spearman(self) -> float | None:
@@ -87,61 +113,19 @@ class MetricRank:
 # --------------------------------------------------------------------------- statistics
 
 
-def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(axis=1) / denom
-
-
-def paired_bootstrap(
-    x: np.ndarray, y: np.ndarray, n_boot: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Spearman and Pearson of ``n_boot`` paired resamples, degenerate resamples dropped.
-
-    Not ``scipy.stats.bootstrap``: with a handful of corpora many resamples repeat one corpus
-    (constant x or y, undefined correlation) and scipy's interval then turns NaN. Dropping them
-    and reporting how many remained is the honest version.
-    """
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    xs, ys = x[idx], y[idx]
-    valid = ~near_constant(xs) & ~near_constant(ys)
-    xs, ys = xs[valid], ys[valid]
-    spearman = _rowwise_pearson(stats.rankdata(xs, axis=1), stats.rankdata(ys, axis=1))
-    return spearman, _rowwise_pearson(xs, ys)
-
-
-def near_constant(values: np.ndarray) -> np.ndarray | bool:
-    """True where ``values`` (the last axis) spread by at most NEAR_CONSTANT_SPREAD × their
-    largest magnitude: exactly equal values, or values that differ only by rounding."""
-    values = np.asarray(values, dtype=float)
-    spread = np.ptp(values, axis=-1)
-    scale = np.abs(values).max(axis=-1)
-    return spread <= NEAR_CONSTANT_SPREAD * scale
-
-
-def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(samples, [alpha, 1 - alpha])
-    return float(low), float(high)
-
-
-def _finite(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
 def correlate(
     x: list[float] | np.ndarray,
     y: list[float] | np.ndarray,
     *,
+    y_err: list[float | None] | np.ndarray | None = None,
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
     min_points: int = MIN_POINTS_FOR_CI,
+    n_permutations: int = 10_000,
 ) -> dict[str, Any]:
-    """Spearman + Pearson of paired samples, each with a percentile bootstrap CI."""
+    """Spearman + Pearson of paired samples: percentile bootstrap CIs (accuracies redrawn from
+    their ``y_err`` when given), Fisher-z CIs, permutation p-values and the OLS slope."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = len(x)
     out: dict[str, Any] = {"n": n, "n_boot_valid": 0, "note": ""}
@@ -153,23 +137,46 @@ def correlate(
         return out
     rho = stats.spearmanr(x, y)
     r = stats.pearsonr(x, y)
+    spearman_perm, pearson_perm, exact = permutation_pvalues(x, y, n_permutations, seed)
     out |= {
         "spearman": _finite(rho.statistic),
         "spearman_p": _finite(rho.pvalue),
+        "spearman_perm_p": spearman_perm,
         "pearson": _finite(r.statistic),
         "pearson_p": _finite(r.pvalue),
+        "pearson_perm_p": pearson_perm,
+        "perm_exact": exact,
+        **ols(x, y, confidence),
     }
+    for name in ("spearman", "pearson"):
+        low, high = fisher_ci(out[name], n, confidence, spearman=name == "spearman")
+        out[f"{name}_fisher_low"], out[f"{name}_fisher_high"] = low, high
     if n < min_points:
         out["note"] = f"n={n} < {min_points}: CI undefined"
         return out
-    boot_rho, boot_r = paired_bootstrap(x, y, n_boot, seed)
+    err = _stderrs(y_err, n)
+    out["stderr_propagated"] = err is not None
+    boot_rho, boot_r, boot_slope = paired_bootstrap(x, y, n_boot, seed, err)
     out["n_boot_valid"] = len(boot_rho)
     if len(boot_rho) == 0:
         out["note"] = "no non-degenerate bootstrap resample"
         return out
-    out["spearman_ci_low"], out["spearman_ci_high"] = _interval(boot_rho, confidence)
-    out["pearson_ci_low"], out["pearson_ci_high"] = _interval(boot_r, confidence)
+    out["spearman_ci_low"], out["spearman_ci_high"] = percentile_interval(boot_rho, confidence)
+    out["pearson_ci_low"], out["pearson_ci_high"] = percentile_interval(boot_r, confidence)
     return out
+
+
+def _stderrs(y_err: Any, n: int) -> np.ndarray | None:
+    """The accuracies' stderrs as an array, or None unless every one is known (a missing one
+    would silently count as exact)."""
+    if y_err is None or len(y_err) != n or any(e is None for e in y_err):
+        return None
+    err = np.asarray(y_err, dtype=float)
+    return err if np.isfinite(err).all() and (err >= 0).all() else None
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 # --------------------------------------------------------------------------- study level
@@ -202,8 +209,11 @@ def correlate_study(
     seed: int = 0,
     confidence: float = 0.95,
     min_points: int = MIN_POINTS_FOR_CI,
+    min_corpora_for_claim: int = MIN_CORPORA_FOR_CLAIM,
+    propagate_stderr: bool = True,
+    n_permutations: int = 10_000,
 ) -> list[Correlation]:
-    """One :class:`Correlation` per metric × (model size, variant) panel."""
+    """One :class:`Correlation` per metric × (model size, variant) panel, with its verdict."""
     results = []
     for metric in metrics or metric_names(points):
         direction = 1 if directions.get(metric, True) else -1
@@ -216,10 +226,15 @@ def correlate_study(
             stats_ = correlate(
                 [p.diversity[metric].value for p in pts],
                 [p.accuracy for p in pts],
+                y_err=[p.accuracy_stderr for p in pts] if propagate_stderr else None,
                 n_boot=n_boot,
                 seed=seed,
                 confidence=confidence,
                 min_points=min_points,
+                n_permutations=n_permutations,
+            )
+            stats_["verdict"], stats_["verdict_reason"] = verdict(
+                stats_, confidence, min_corpora_for_claim
             )
             results.append(Correlation(metric, size, variant, direction=direction, **stats_))
     return results
@@ -266,24 +281,61 @@ def _ci(low: float | None, high: float | None, note: str) -> str:
     return f"[{low:.2f}, {high:.2f}]"
 
 
-def correlations_markdown(rows: list[Correlation], target: str, confidence: float) -> str:
+def _sig(value: float | None) -> str:
+    """Three significant digits without exponent notation (slopes span many magnitudes)."""
+    if value is None:
+        return "—"
+    return np.format_float_positional(value, precision=3, fractional=False, trim="-")
+
+
+def _slope(c: Correlation) -> str:
+    if c.slope is None:
+        return "—"
+    if c.slope_ci_low is None or c.slope_ci_high is None:
+        return _sig(c.slope)
+    return f"{_sig(c.slope)} [{_sig(c.slope_ci_low)}, {_sig(c.slope_ci_high)}]"
+
+
+def claim_rule(confidence: float, min_corpora: int = MIN_CORPORA_FOR_CLAIM) -> str:
+    """The rule behind each panel's verdict, in one sentence for tables and the CLI."""
+    return (
+        f"A panel supports a claim only with n ≥ {min_corpora} corpora, a permutation p < "
+        f"{1 - confidence:.2g} and the bootstrap CI, the Fisher-z CI of ρ and the slope's CI all "
+        "on one side of 0; otherwise it is 'no claim' or 'too few corpora'."
+    )
+
+
+def correlations_markdown(
+    rows: list[Correlation],
+    target: str,
+    confidence: float,
+    min_corpora: int = MIN_CORPORA_FOR_CLAIM,
+) -> str:
     pct = f"{confidence:.0%}"
     lines = [
         (
-            f"Correlation of each diversity metric with `{target}` "
-            f"(paired bootstrap {pct} CIs over corpora; direction +1 = higher is more diverse)."
+            f"Correlation of each diversity metric with `{target}`: paired bootstrap {pct} CIs "
+            "over corpora (accuracies redrawn from their stderr where known), Fisher-z CIs, "
+            "two-sided permutation p-values, and the OLS slope of accuracy on the metric with "
+            "its t interval; direction +1 = higher is more diverse."
         ),
+        claim_rule(confidence, min_corpora),
         "",
-        "| metric | size | variant | n | Spearman ρ | "
-        f"{pct} CI | p | Pearson r | {pct} CI | p | dir |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| metric | size | variant | n | Spearman ρ | bootstrap {pct} CI | Fisher-z CI | perm p "
+        f"| Pearson r | bootstrap {pct} CI | Fisher-z CI | perm p | slope [{pct} CI] | verdict "
+        "| dir |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in rows:
         lines.append(
             f"| {c.metric} | {c.model_size} | {c.variant} | {c.n} | {_fmt(c.spearman)} | "
-            f"{_ci(c.spearman_ci_low, c.spearman_ci_high, c.note)} | {_fmt(c.spearman_p)} | "
-            f"{_fmt(c.pearson)} | {_ci(c.pearson_ci_low, c.pearson_ci_high, c.note)} | "
-            f"{_fmt(c.pearson_p)} | {c.direction:+d} |"
+            f"{_ci(c.spearman_ci_low, c.spearman_ci_high, c.note)} | "
+            f"{_ci(c.spearman_fisher_low, c.spearman_fisher_high, '')} | "
+            f"{_fmt(c.spearman_perm_p)} | {_fmt(c.pearson)} | "
+            f"{_ci(c.pearson_ci_low, c.pearson_ci_high, c.note)} | "
+            f"{_ci(c.pearson_fisher_low, c.pearson_fisher_high, '')} | "
+            f"{_fmt(c.pearson_perm_p)} | {_slope(c)} | {c.verdict} ({c.verdict_reason}) | "
+            f"{c.direction:+d} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -315,6 +367,7 @@ def points_rows(points: list[Point]) -> list[dict[str, Any]]:
             "model_size": p.model_size,
             "variant": p.variant,
             "accuracy": p.accuracy,
+            "accuracy_stderr": p.accuracy_stderr,
             "eval_run_id": p.eval_run_id,
             "metric": metric,
             "value": s.value,

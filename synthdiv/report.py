@@ -23,15 +23,14 @@ from typing import Any
 
 import yaml
 
+from synthdiv.analysis import claim_rule
 from synthdiv.report_plots import plot_curves
+from synthdiv.stats import MIN_CORPORA_FOR_CLAIM
 from synthdiv.tracking import Tracker
 from synthdiv.tracking.query import RunRecord, StudyQuery
 
 LOSS_KEY = "train/loss"
 MAX_SAMPLES = 2
-# Fewer corpora than this and a correlation says nothing, whatever its CI: with 4 points a
-# Spearman ρ of 1 happens by chance once in 24 orderings.
-MIN_CORPORA_FOR_CLAIM = 5
 CI_SIG_DIGITS = 2  # digits of the CI's width shown: more would print noise as if it were signal
 MAX_SIG_DIGITS = 6
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -85,6 +84,8 @@ class PanelCI:
     low: float | None
     high: float | None
     note: str = ""
+    perm_p: float | None = None
+    verdict: str = ""  # the correlate stage's verdict; "" in tables written before it had one
 
     @classmethod
     def from_row(cls, row: dict[str, str]) -> PanelCI:
@@ -102,19 +103,28 @@ class PanelCI:
             low=low,
             high=high,
             note=row.get("note", ""),
+            perm_p=_number(row.get("spearman_perm_p")),
+            verdict=row.get("verdict", ""),
         )
 
     @property
     def has_ci(self) -> bool:
         return self.low is not None and self.high is not None
 
+    @property
+    def inconclusive(self) -> bool:
+        """No CI, a CI spanning 0, or (by the stage's full rule) not supported."""
+        spans = not self.has_ci or self.low <= 0 <= self.high  # type: ignore[operator]
+        return spans or self.verdict not in ("", "supported")
+
     def cell(self) -> str:
         if self.rho is None:
             return f"undefined ({self.note})" if self.note else "undefined"
+        perm = "" if self.perm_p is None else f" · p={fmt_ci(self.perm_p)}"
         return (
             fmt_ci(self.rho, self.low, self.high)
             + ("" if self.has_ci else " (no CI)")
-            + f" · n={self.n}"
+            + f"{perm} · n={self.n}"
         )
 
 
@@ -134,11 +144,11 @@ def trust_line(n_corpora: int, top_metric: str, panels: list[PanelCI], confidenc
         )
     if not widths:
         return f"No claim: {head}."
-    spanning = [p for p in panels if not p.has_ci or p.low <= 0 <= p.high]  # type: ignore[operator]
+    spanning = [p for p in panels if p.inconclusive]
     if spanning:
         return (
-            f"No claim: {head}, and it is undefined or spans 0 in {len(spanning)} of "
-            f"{len(panels)} panel(s)."
+            f"No claim: {head}, and it is undefined or spans 0 (or the permutation test, the "
+            f"Fisher-z CI or the slope's CI does) in {len(spanning)} of {len(panels)} panel(s)."
         )
     signs = {p.low > 0 for p in panels}  # type: ignore[operator]
     if len(signs) > 1:
@@ -225,7 +235,10 @@ class StudyReport:
         parts.append(
             f"<p>Spearman ρ of each diversity metric with <code>{_esc(target)}</code>, signed "
             f"so that ρ &gt; 0 means more diverse corpora gave more accurate models. Cells: "
-            f"ρ [{confidence:.0%} CI, a paired bootstrap over corpora] · n corpora.</p>"
+            f"ρ [{confidence:.0%} CI, a paired bootstrap over corpora, accuracies redrawn from "
+            "their stderr] · p = two-sided permutation p · n corpora. Scatter plots: ±1 stderr "
+            "of each accuracy, the metric's CI, and the OLS line; their titles give the slope's "
+            f"CI and the panel's verdict.</p><p class='rule'>{_esc(claim_rule(confidence))}</p>"
         )
         ranking_png = [files[n] for n in ("ranking.png",) if n in files]
         parts.append(

@@ -136,9 +136,10 @@ def correlate_command(
     """Correlate every diversity metric with model accuracy, from MLflow alone.
 
     Joins the study's score runs to its eval runs by dataset digest, computes Spearman and Pearson
-    with paired bootstrap CIs per metric × model size × base/SFT, ranks the metrics, and logs
+    with paired bootstrap CIs (accuracies redrawn from their stderr), Fisher-z CIs, permutation
+    p-values and the OLS slope per metric × model size × base/SFT, ranks the metrics, and logs
     tables (markdown + CSV) and plots to a `correlate` run. Panels with fewer than 4 corpora get
-    no CI (reported as undefined). Example:
+    no bootstrap CI; fewer than 5 make no claim (each panel's verdict is printed). Example:
 
       synthdiv correlate --study my-study --tracking-uri http://mlflow:5000
     """
@@ -171,6 +172,22 @@ def correlate_command(
     out.print(f"MLflow: {extra.get('run_link', result.outputs.get('mlflow_run_id'))}")
 
 
+def _print_verdicts(extra: dict[str, Any]) -> None:
+    """Whether any panel supports a claim, by the stated rule: the line a reader must not miss."""
+    correlations = extra["correlations"]
+    supported = [c for c in correlations if c.verdict == "supported"]
+    too_few = [c for c in correlations if c.verdict == "too few corpora"]
+    if supported:
+        head = f"[green]{len(supported)} of {len(correlations)} panel(s) support a claim[/]"
+    elif correlations and len(too_few) == len(correlations):
+        head = "[yellow]Too few corpora for a claim in every panel[/]"
+    else:
+        head = "[yellow]No claim: no panel meets the rule[/]"
+    console.print(f"{head}. {extra.get('claim_rule', '')}")
+    for line in extra.get("verdicts", []):
+        console.print(f"[dim]verdict:[/] {line}")
+
+
 def print_correlation(result: Any, panels: bool = True) -> None:
     """The metric ranking and (``panels``) every correlation panel of a correlate result."""
     extra = result.extra
@@ -189,6 +206,7 @@ def print_correlation(result: Any, panels: bool = True) -> None:
             for r in extra["ranks"]
         ],
     )
+    _print_verdicts(extra)
     if not panels:
         return
     print_rows(
@@ -202,7 +220,13 @@ def print_correlation(result: Any, panels: bool = True) -> None:
                 "spearman": c.spearman,
                 "ci_low": c.spearman_ci_low,
                 "ci_high": c.spearman_ci_high,
-                "pearson": c.pearson,
+                "fisher_low": c.spearman_fisher_low,
+                "fisher_high": c.spearman_fisher_high,
+                "perm_p": c.spearman_perm_p,
+                "slope": c.slope,
+                "slope_ci_low": c.slope_ci_low,
+                "slope_ci_high": c.slope_ci_high,
+                "verdict": c.verdict,
                 "note": c.note,
             }
             for c in extra["correlations"]

@@ -55,6 +55,22 @@ class CorrelateConfig(StrictModel):
         default_factory=dict,
         description="metric → higher_is_more_diverse, overriding MLflow tags and the registry.",
     )
+    propagate_stderr: bool = Field(
+        True,
+        description="Redraw each accuracy from N(accuracy, stderr²) in the bootstrap, the stderr "
+        "being the eval run's `<target>_stderr` (all of a panel's, or none, are used).",
+    )
+    n_permutations: int = Field(
+        10_000,
+        ge=100,
+        description="Monte Carlo permutations for p-values above 8 corpora (exact at ≤ 8).",
+    )
+    min_corpora_for_claim: int = Field(
+        analysis.MIN_CORPORA_FOR_CLAIM,
+        ge=analysis.MIN_CORPORA_FOR_CLAIM,
+        description="Fewer corpora per panel than this: verdict 'too few corpora', whatever the "
+        "CI (with 4, even a perfect ordering has permutation p = 0.083).",
+    )
 
 
 # --------------------------------------------------------------------------- join
@@ -70,6 +86,12 @@ def diversity_scores(run: RunRecord) -> dict[str, analysis.Score]:
                 value, run.metrics.get(f"{base}.ci_low"), run.metrics.get(f"{base}.ci_high")
             )
     return scores
+
+
+def stderr_key(target: str) -> str:
+    """The eval stage logs each score's stderr beside it: eval.avg → eval.avg_stderr,
+    eval.<task>.score → eval.<task>.score_stderr."""
+    return f"{target}_stderr"
 
 
 def join_runs(
@@ -119,6 +141,7 @@ def join_runs(
             diversity=by_digest[digest],
             corpus_name=run.tags.get(TAG_CORPUS_NAME),
             eval_run_id=run.run_id,
+            accuracy_stderr=run.metrics.get(stderr_key(target)),
         )
     for (trained_on, size, variant), count in superseded.items():
         notes.append(
@@ -167,18 +190,39 @@ def _metric_rows(correlations: list[analysis.Correlation]) -> dict[str, float]:
     for c in correlations:
         base = f"corr.{c.metric}.{c.model_size}.{c.variant}"
         out[f"{base}.n"] = c.n
-        for name in (
-            "spearman",
-            "spearman_ci_low",
-            "spearman_ci_high",
-            "pearson",
-            "pearson_ci_low",
-            "pearson_ci_high",
-        ):
+        for name in CORRELATION_METRICS:
             value = getattr(c, name)
             if value is not None:
                 out[f"{base}.{name}"] = value
+        out[f"{base}.supported"] = float(c.verdict == "supported")
     return out
+
+
+CORRELATION_METRICS = (
+    "spearman",
+    "spearman_ci_low",
+    "spearman_ci_high",
+    "spearman_fisher_low",
+    "spearman_fisher_high",
+    "spearman_perm_p",
+    "pearson",
+    "pearson_ci_low",
+    "pearson_ci_high",
+    "pearson_perm_p",
+    "slope",
+    "slope_ci_low",
+    "slope_ci_high",
+)
+
+
+def verdict_notes(correlations: list[analysis.Correlation]) -> list[str]:
+    """One line per verdict, naming the panels: what correlate says about the claim."""
+    by_verdict: dict[str, list[str]] = {}
+    for c in correlations:
+        by_verdict.setdefault(c.verdict, []).append(
+            f"{c.metric} {c.model_size}/{c.variant} ({c.verdict_reason})"
+        )
+    return [f"{v}: " + "; ".join(panels) for v, panels in sorted(by_verdict.items())]
 
 
 class CorrelateStage(BaseStage):
@@ -209,6 +253,9 @@ class CorrelateStage(BaseStage):
             seed=cfg.seed,
             confidence=cfg.confidence,
             min_points=cfg.min_points,
+            min_corpora_for_claim=cfg.min_corpora_for_claim,
+            propagate_stderr=cfg.propagate_stderr,
+            n_permutations=cfg.n_permutations,
         )
         ranks = analysis.rank_metrics(correlations)
         point_rows = analysis.points_rows(points)
@@ -220,7 +267,9 @@ class CorrelateStage(BaseStage):
         _write_csv(out / "ranking.csv", rank_rows)
         _write_csv(out / "points.csv", point_rows)
         (out / "correlations.md").write_text(
-            analysis.correlations_markdown(correlations, cfg.target, cfg.confidence)
+            analysis.correlations_markdown(
+                correlations, cfg.target, cfg.confidence, cfg.min_corpora_for_claim
+            )
         )
         (out / "ranking.md").write_text(analysis.ranking_markdown(ranks))
         (out / "notes.txt").write_text("\n".join(notes) + ("\n" if notes else ""))
@@ -243,6 +292,7 @@ class CorrelateStage(BaseStage):
                 "corr.n_score_runs": len(score_runs),
                 "corr.n_eval_runs": len(eval_runs),
                 "corr.n_skipped_notes": len(notes),
+                "corr.n_supported": sum(c.verdict == "supported" for c in correlations),
             }
             | _metric_rows(correlations),
             # Remote storage keeps no copy: the tables live in MLflow, their source of truth.
@@ -256,6 +306,8 @@ class CorrelateStage(BaseStage):
                 "points": points,
                 "notes": notes,
                 "target": cfg.target,
+                "claim_rule": analysis.claim_rule(cfg.confidence, cfg.min_corpora_for_claim),
+                "verdicts": verdict_notes(correlations),
             },
         )
 

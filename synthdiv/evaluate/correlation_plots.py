@@ -25,7 +25,13 @@ def _panel_title(size: str, variant: str, corr: Correlation | None) -> str:
         if corr.spearman_ci_low is not None
         else " (CI undefined)"
     )
-    return f"{size} {variant}: ρ={corr.spearman:.2f}{ci}, n={corr.n}"
+    perm = "" if corr.spearman_perm_p is None else f", perm p={corr.spearman_perm_p:.2g}"
+    slope = (
+        f"\nslope {corr.slope:.3g} [{corr.slope_ci_low:.3g}, {corr.slope_ci_high:.3g}]"
+        if corr.slope is not None and corr.slope_ci_low is not None
+        else ""
+    )
+    return f"{size} {variant}: ρ={corr.spearman:.2f}{ci}, n={corr.n}{perm}{slope} · {corr.verdict}"
 
 
 def scatter_figure(
@@ -61,7 +67,11 @@ def scatter_figure(
             )
             if len(pts):
                 xerr = np.clip(np.vstack([x - lo, hi - x]), 0, None)
-                ax.errorbar(x, y, xerr=xerr, fmt="o", capsize=3, color="tab:blue", ecolor="0.6")
+                # ±1 stderr of each accuracy (none drawn where the eval reported none)
+                yerr = np.array([p.accuracy_stderr or 0.0 for p in pts])
+                ax.errorbar(
+                    x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=3, color="tab:blue", ecolor="0.6"
+                )
                 for p, xi, yi in zip(pts, x, y, strict=True):
                     ax.annotate(
                         p.corpus_name or p.dataset_digest[:8],

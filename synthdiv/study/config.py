@@ -29,6 +29,20 @@ class CorpusVariant(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     generate: dict[str, Any] = Field(default_factory=dict, description="Overrides of `generate`.")
     mix: dict[str, Any] = Field(default_factory=dict, description="Overrides of `mix`.")
+    path: str | None = Field(
+        None,
+        description="An external corpus instead of a generated one (JSONL/Parquet file, shard "
+        "directory or s3://; e.g. a real-only baseline or a public synthetic set): it skips "
+        "generate and is scored, mixed and trained like the others.",
+    )
+
+    @model_validator(mode="after")
+    def _external_or_generated(self) -> CorpusVariant:
+        if self.path is not None and self.generate:
+            raise ValueError(
+                f"corpus {self.name}: 'path' (external) and 'generate' exclude each other"
+            )
+        return self
 
 
 class StudyConfig(StrictModel):
@@ -88,7 +102,7 @@ class CorpusPlan:
     """The validated stage configs of one corpus's branch of the study DAG."""
 
     variant: CorpusVariant
-    generate: Any
+    generate: Any  # None for an external corpus (``corpora[].path``)
     score: Any
     pretrain: dict[str, Any] = field(default_factory=dict)  # size → PretrainConfig (data pending)
     sft: dict[str, Any] = field(default_factory=dict)  # size → SftConfig (base model pending)
@@ -116,7 +130,6 @@ PENDING = "pending://"  # an input produced by an earlier stage, filled in at ru
 
 def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
     """Build and validate every stage config of the study before running anything."""
-    from synthdiv.generate.config import GenerateConfig
     from synthdiv.score import ScoreConfig
     from synthdiv.train.config import PretrainConfig, SftConfig
 
@@ -125,16 +138,11 @@ def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
     root = f"{cfg.runtime.storage_uri.rstrip('/')}/{cfg.name}"
     plans = []
     for variant in cfg.corpora:
-        gen = deep_merge(cfg.generate, variant.generate)
-        # Content-addressed: variants with the same generation knobs share one corpus on storage.
-        key = hashlib.sha256(json.dumps(gen, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        gen = deep_merge(gen, {"output": {"path": f"{root}/corpora/{key}"}})
-        gen |= {"runtime": rt, "name": variant.name}
-        gen_cfg = _validated(GenerateConfig, gen, "generate", f"corpus {variant.name}")
+        gen_cfg = None if variant.path else _generate_config(cfg, variant, root, rt)
         score = cfg.score | {
             "runtime": rt,
             "name": variant.name,
-            "corpus": {"path": gen_cfg.output.path},
+            "corpus": {"path": variant.path or gen_cfg.output.path},
         }
         plan = CorpusPlan(
             variant, gen_cfg, _validated(ScoreConfig, score, "score", f"corpus {variant.name}")
@@ -161,6 +169,17 @@ def plan_study(cfg: StudyConfig) -> list[CorpusPlan]:
         plans.append(plan)
     _validate_eval(cfg, rt)
     return plans
+
+
+def _generate_config(cfg: StudyConfig, variant: CorpusVariant, root: str, rt: dict) -> Any:
+    from synthdiv.generate.config import GenerateConfig
+
+    gen = deep_merge(cfg.generate, variant.generate)
+    # Content-addressed: variants with the same generation knobs share one corpus on storage.
+    key = hashlib.sha256(json.dumps(gen, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    gen = deep_merge(gen, {"output": {"path": f"{root}/corpora/{key}"}})
+    gen |= {"runtime": rt, "name": variant.name}
+    return _validated(GenerateConfig, gen, "generate", f"corpus {variant.name}")
 
 
 def mix_config(

@@ -25,7 +25,9 @@ class StudyStage(BaseStage):
     def total_steps(self) -> int:
         per_size = 2 + (2 if self.config.sft is not None else 0)  # pretrain, eval[, sft, eval]
         per_corpus = 2 + (1 if self.config.real_data is not None else 0)  # generate, score[, mix]
-        return len(self.plans) * (per_corpus + len(self.config.model_sizes) * per_size) + 1
+        external = sum(plan.generate is None for plan in self.plans)  # no generate step
+        total = len(self.plans) * (per_corpus + len(self.config.model_sizes) * per_size) + 1
+        return total - external
 
     def run_all(self) -> dict[str, Any]:
         with parent_run(self, run_name=self.config.name) as parent:

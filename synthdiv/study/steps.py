@@ -51,14 +51,30 @@ class StudySteps:
         self.step(label)
         return result
 
-    def corpus_branch(self, plan: CorpusPlan) -> dict[str, Any]:
+    def _corpus(self, plan: CorpusPlan) -> str:
+        """The corpus of a branch: generated, or the external one at ``corpora[].path``, whose
+        path the study's run records (``synthdiv.corpus.<name>.path``) beside the score run's
+        ``synthdiv.corpus_source``."""
+        if plan.generate is None:
+            self.parent.set_tags(
+                {
+                    f"synthdiv.corpus.{plan.name}.origin": "external",
+                    f"synthdiv.corpus.{plan.name}.path": plan.variant.path,
+                }
+            )
+            return plan.variant.path
         generated = self._child(GenerateStage(plan.generate), f"generate {plan.name}")
+        return generated.outputs["corpus"]
+
+    def corpus_branch(self, plan: CorpusPlan) -> dict[str, Any]:
+        corpus = self._corpus(plan)
         score = self._child(ScoreStage(plan.score), f"score {plan.name}")
         digest = score.outputs["dataset_digest"]
         scores = diversity_values(score)
-        train_corpus = self._mixed(plan.variant, generated.outputs["corpus"])
+        train_corpus = self._mixed(plan.variant, corpus)
         summary: dict[str, Any] = {
-            "corpus": generated.outputs["corpus"],
+            "corpus": corpus,
+            "origin": "generated" if plan.generate else "external",
             "digest": digest,
             "scores": scores,
         }

@@ -150,7 +150,28 @@ class CorpusSource(StrictModel):
     name: str | None = Field(None, description="Label in MLflow; None = the path's basename.")
 
 
-class PretrainData(StrictModel):
+class TokenizeOptions(StrictModel):
+    """How tokenizing is spread over Ray Data (none of it changes the tokens written)."""
+
+    TOKENIZE_FIELDS: ClassVar[set[str]] = {
+        "tokenize_with_ray",
+        "tokenize_batch_size",
+        "tokenize_actors",
+        "cpus_per_tokenizer",
+    }
+    tokenize_with_ray: bool = Field(
+        True,
+        description="Tokenize and pack with Ray Data; false = the same steps in the driver "
+        "process (small inputs, debugging).",
+    )
+    tokenize_batch_size: int = Field(256, ge=1, description="Documents per tokenizer call.")
+    tokenize_actors: int = Field(2, ge=1, description="Tokenizer actors (one tokenizer each).")
+    cpus_per_tokenizer: float = Field(
+        0.5, gt=0, description="Fractional on purpose: whole-CPU actors starve Ray's readers."
+    )
+
+
+class PretrainData(TokenizeOptions):
     corpora: list[CorpusSource] = Field(min_length=1)
     tokenizer: str | None = Field(
         None, description="HF tokenizer dir/id; None = the packaged SmolLM2 tokenizer."
@@ -161,16 +182,6 @@ class PretrainData(StrictModel):
         gt=1,
         description="Tokens per packed output shard (~100 MB as uint16); the "
         "unit of resume and the most one packing task holds in memory.",
-    )
-    tokenize_with_ray: bool = Field(
-        True,
-        description="Tokenize and pack with Ray Data; false = the same steps in the driver "
-        "process, one shard at a time (small corpora, debugging).",
-    )
-    tokenize_batch_size: int = Field(256, ge=1, description="Documents per tokenizer call.")
-    tokenize_actors: int = Field(2, ge=1, description="Tokenizer actors (one tokenizer each).")
-    cpus_per_tokenizer: float = Field(
-        0.5, gt=0, description="Fractional on purpose: whole-CPU actors starve Ray's readers."
     )
 
 
@@ -211,11 +222,19 @@ def _sft_train_defaults() -> TrainBlock:
     )
 
 
-class SftData(StrictModel):
+class SftData(TokenizeOptions):
     path: str | None = Field(
         None, description="JSONL chat file or dir ({messages:[{role,content}]}); None = packaged."
     )
     seq_len: int = Field(512, gt=1, description="Longer conversations are truncated.")
+    pack: bool = Field(
+        True,
+        description="Pack several conversations per row (best fit), attention kept within each "
+        "(per-conversation position ids); false = one right-padded conversation per row.",
+    )
+    shard_bytes: int = Field(
+        64_000_000, gt=0, description="JSONL bytes per output shard (the unit one task packs)."
+    )
     system_prompt: str | None = Field(
         None, description="Inserted when a conversation has no system message."
     )

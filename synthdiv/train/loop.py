@@ -27,6 +27,7 @@ from synthdiv.train import checkpoint
 from synthdiv.train.config import FaultSpec, TrainBlock
 from synthdiv.train.mfu import current_device_name, mfu, peak_for
 from synthdiv.train.optim import build_optimizer, build_scheduler
+from synthdiv.train.packing import batch_arrays
 from synthdiv.train.parallel import Parallelized
 from synthdiv.train.store import BatchSampler, ShardedRows, load_arrays, localize
 
@@ -116,14 +117,10 @@ def tokenizer_dir(spec: LoopSpec) -> str:
 
 def _batch(
     arrays: dict[str, ShardedRows], rows: np.ndarray, device: torch.device
-) -> dict[str, torch.Tensor]:
-    input_ids = torch.from_numpy(np.asarray(arrays["input_ids"][rows], dtype=np.int64))
-    labels = (
-        torch.from_numpy(np.asarray(arrays["labels"][rows], dtype=np.int64))
-        if "labels" in arrays
-        else input_ids.clone()
-    )
-    return {"input_ids": input_ids.to(device), "labels": labels.to(device)}
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Model inputs of ``rows`` on ``device`` and their real (non-padding) token count."""
+    batch, real_tokens = batch_arrays(arrays, rows)
+    return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}, real_tokens
 
 
 def train_worker(config: dict[str, Any]) -> None:
@@ -165,7 +162,6 @@ def train_worker(config: dict[str, Any]) -> None:
         train.schedule.seed,
     )
     faults = FaultHooks(train.faults, spec.state_uri, rank)
-    tokens_per_step = train.schedule.global_batch_size * spec.seq_len
     try:
         peak_name, peak = peak_for(current_device_name())
     except KeyError as err:  # an unlisted GPU: report no MFU rather than a wrong one
@@ -180,15 +176,17 @@ def train_worker(config: dict[str, Any]) -> None:
     for step in range(start, spec.total_steps):
         faults.before_step(step)
         began = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
+        sums = torch.zeros(2, device=device, dtype=torch.float64)  # loss, real tokens
         for micro in range(sampler.accumulation_steps):
             with model.gradient_sync(micro == sampler.accumulation_steps - 1):
-                loss = model(**_batch(arrays, sampler.rows(step, micro), device)).loss
+                batch, real_tokens = _batch(arrays, sampler.rows(step, micro), device)
+                loss = model(**batch).loss
                 loss = faults.corrupt_loss(step, loss) / sampler.accumulation_steps
                 loss.backward()
-            loss_sum += loss.detach().float()
-        dist.all_reduce(loss_sum)
-        mean_loss = loss_sum.item() / world
+            sums[0] += loss.detach().double()
+            sums[1] += real_tokens
+        dist.all_reduce(sums)  # one collective: the step's loss and its tokens over all ranks
+        mean_loss, tokens_per_step = sums[0].item() / world, int(sums[1].item())
         grad_norm = model.clip_grad_norm(train.optim.grad_clip)
         if not (np.isfinite(mean_loss) and np.isfinite(grad_norm)):
             _record_divergence(spec, rank, step, mean_loss, grad_norm, tracker)

@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from synthdiv.train.store import IGNORE_INDEX
+
 COPY_SCHEMA = pa.schema(
     [
         ("shard", pa.int32()),
@@ -205,3 +207,89 @@ def write_group(table: pa.Table, plan: PackPlan) -> dict[str, list[Any]]:
     rows, marker = pack_shard(table, plan, shard)
     write_shard(plan.store_uri, shard, {"input_ids": rows}, marker)
     return {"shard": [shard], "marker": [json.dumps(marker)]}
+
+
+# --------------------------------------------------------------------------- SFT
+# Conversations are packed into rows of seq_len (best fit, longest first) with a ``segments``
+# array beside input_ids/labels: 1, 2, … per conversation in the row, 0 for padding. The loop
+# turns it into position ids that restart at 0 per conversation, which transformers' mask
+# builder reads as packed sequences and answers with a block-diagonal causal mask (sdpa, eager;
+# flash-attention's varlen path reads the same position ids): no token attends across a
+# conversation boundary, and each conversation sees RoPE positions from 0, as if alone.
+
+
+def best_fit_bins(lengths: np.ndarray, capacity: int) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into bins of at most ``capacity``: longest first, each into
+    the fullest bin it still fits (best-fit decreasing). Ties go by index, so it is
+    deterministic."""
+    import bisect
+
+    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
+    free: list[tuple[int, int]] = []  # (remaining capacity, bin), sorted
+    bins: list[list[int]] = []
+    for i in order:
+        need = int(lengths[i])
+        at = bisect.bisect_left(free, (need, -1))
+        if at == len(free):
+            bins.append([i])
+            bisect.insort(free, (capacity - need, len(bins) - 1))
+            continue
+        remaining, b = free.pop(at)
+        bins[b].append(i)
+        bisect.insort(free, (remaining - need, b))
+    return bins
+
+
+def pack_conversations(
+    ids: list[np.ndarray], labels: list[np.ndarray], seq_len: int, pad_id: int, pack: bool = True
+) -> dict[str, np.ndarray]:
+    """Rows of ``input_ids``, ``labels`` and ``segments`` (int32, 0 = padding).
+
+    ``pack=False`` puts one conversation per row (right-padded), the layout before packing. The
+    first token of every conversation carries no label: it is never predicted from the one
+    before it in the row."""
+    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+    bins = best_fit_bins(lengths, seq_len) if pack else [[i] for i in range(len(ids))]
+    shape = (len(bins), seq_len)
+    out = {
+        "input_ids": np.full(shape, pad_id, np.int64),
+        "labels": np.full(shape, IGNORE_INDEX, np.int64),
+        "segments": np.zeros(shape, np.int32),
+    }
+    for row, members in enumerate(bins):
+        at = 0
+        for segment, i in enumerate(members, start=1):
+            end = at + int(lengths[i])
+            out["input_ids"][row, at:end] = ids[i]
+            out["labels"][row, at:end] = labels[i]
+            out["labels"][row, at] = IGNORE_INDEX
+            out["segments"][row, at:end] = segment
+            at = end
+    return out
+
+
+def segment_positions(segments: np.ndarray) -> np.ndarray:
+    """Position ids restarting at 0 where the segment changes (padding counts as one more)."""
+    segments = np.asarray(segments)
+    index = np.broadcast_to(np.arange(segments.shape[-1]), segments.shape)
+    starts = np.ones(segments.shape, bool)
+    starts[..., 1:] = segments[..., 1:] != segments[..., :-1]
+    first = np.maximum.accumulate(np.where(starts, index, 0), axis=-1)
+    return (index - first).astype(np.int64)
+
+
+def batch_arrays(arrays: dict[str, Any], rows: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+    """The model inputs of ``rows`` (position ids from ``segments`` when the store has them) and
+    how many of their tokens are real: padding is neither throughput nor MFU."""
+    input_ids = np.asarray(arrays["input_ids"][rows], dtype=np.int64)
+    batch = {
+        "input_ids": input_ids,
+        "labels": np.asarray(arrays["labels"][rows], dtype=np.int64)
+        if "labels" in arrays
+        else input_ids.copy(),
+    }
+    if "segments" not in arrays:
+        return batch, int(input_ids.size)
+    segments = np.asarray(arrays["segments"][rows])
+    batch["position_ids"] = segment_positions(segments)
+    return batch, int((segments > 0).sum())

@@ -6,17 +6,13 @@ from typing import ClassVar
 
 from synthdiv.stage import BaseStage, StageContext, StageResult
 from synthdiv.tracking import TAG_DATASET
+from synthdiv.train.config import TokenizeOptions
 from synthdiv.train.loop import LoopSpec
 from synthdiv.train.mfu import flops_per_token
 from synthdiv.train.model import count_parameters
-from synthdiv.train.sft_data import ChatTemplate, encode_conversations, read_conversations
-from synthdiv.train.store import (
-    IGNORE_INDEX,
-    localize,
-    reuse_or_build,
-    stable_digest,
-    write_store,
-)
+from synthdiv.train.sft_data import ChatTemplate
+from synthdiv.train.sft_store import build_sft_store, finish
+from synthdiv.train.store import localize, reuse_or_build, stable_digest
 from synthdiv.train.trainer import (
     absolute_output,
     absolute_uri,
@@ -42,34 +38,21 @@ class SftStage(BaseStage):
         return AutoConfig.from_pretrained(base_dir), AutoTokenizer.from_pretrained(base_dir)
 
     def prepare_data(self, data_uri: str, tokenizer) -> dict:
-        cfg = self.config.data
-        recipe = stable_digest([cfg.model_dump(mode="json"), self.config.base_model])
+        cfg = self.config
+        # How tokenizing is spread (Ray or not, actors, batches) does not change the store.
+        what = cfg.data.model_dump(mode="json", exclude=TokenizeOptions.TOKENIZE_FIELDS)
+        recipe = stable_digest([what, cfg.base_model])
 
         def build() -> None:
-            rows, path = read_conversations(cfg)
-            template = ChatTemplate(tokenizer, cfg.template)
+            template = ChatTemplate(tokenizer, cfg.data.template)
             template.install()  # saved with the store's tokenizer, which the export copies
-            encoded = encode_conversations(rows, template, cfg.seq_len, cfg.system_prompt)
-            if len(encoded.input_ids) == 0:
+            meta = build_sft_store(cfg.data, tokenizer, template, data_uri)
+            if meta["conversations"] == 0:
                 raise ValueError(
-                    f"SFT dataset {path}: no usable conversation ({len(encoded.rejected)} rejected)"
+                    f"SFT dataset {meta['path']}: no usable conversation "
+                    f"({len(meta['rejected'])} rejected)"
                 )
-            meta = {
-                "path": path,
-                "template": template.kind,
-                "n_in": encoded.n_in,
-                "rows": len(encoded.input_ids),
-                "rejected": encoded.rejected,
-                "assistant_tokens": int((encoded.labels != IGNORE_INDEX).sum()),
-                "digest": stable_digest(rows),
-                "recipe": recipe,
-            }
-            write_store(
-                data_uri,
-                {"input_ids": encoded.input_ids, "labels": encoded.labels},
-                meta,
-                tokenizer,
-            )
+            finish(data_uri, meta | {"recipe": recipe}, tokenizer)
 
         return reuse_or_build(data_uri, recipe, build)
 
@@ -99,7 +82,10 @@ class SftStage(BaseStage):
             {
                 "derived.total_steps": total_steps,
                 "derived.data_rows": meta["rows"],
+                "derived.conversations": meta["conversations"],
                 "derived.rejected_rows": len(meta["rejected"]),
+                # real tokens / (rows × seq_len): what packing saved is 1 - this of padding
+                "derived.data_fill": round(meta["fill"], 4),
             }
         )
         spec = LoopSpec(
@@ -128,6 +114,8 @@ class SftStage(BaseStage):
                 "final_loss": final.get("train/loss", float("nan")),
                 "steps": total_steps,
                 "rows": meta["rows"],
+                "conversations": meta["conversations"],
+                "data_fill": meta["fill"],
                 "rejected_rows": len(meta["rejected"]),
             },
             outputs={

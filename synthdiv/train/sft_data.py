@@ -7,8 +7,15 @@ Row format (one conversation per line)::
 
 Each turn is encoded as prefix + content + suffix of the chat template and tokenized piece by
 piece, so the label mask is exact: assistant content and its end-of-turn token carry loss, every
-other token (system, user, role headers, padding) is ``IGNORE_INDEX``. Rows are right-padded;
-with causal attention, padding after the last real token cannot change what comes before it.
+other token (system, user, role headers, padding) is ``IGNORE_INDEX``.
+
+Conversations are packed several to a row (``data.pack``, :func:`synthdiv.train.packing.
+pack_conversations`) with a ``segments`` array that the loop turns into per-conversation position
+ids, so attention never crosses a conversation; at seq_len 2048 a padded layout would be mostly
+padding. Tokenizing runs on a Ray Data actor pool (``tokenize_with_ray``): one task per file reads
+lines, the actors encode them, rows are grouped by a stable hash into output shards, and each
+shard is packed and written by a Ray task; the driver holds only counts and the rejected rows.
+``tokenize_with_ray: false`` runs the same steps in the driver (tiny sets, debugging).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import numpy as np
 
 from synthdiv.shards import filesystem
 from synthdiv.train.config import SftData
+from synthdiv.train.packing import pack_conversations
 from synthdiv.train.store import IGNORE_INDEX
 
 ROLES = ("system", "user", "assistant")
@@ -85,6 +93,7 @@ class ChatTemplate:
 class SftRows:
     input_ids: np.ndarray
     labels: np.ndarray
+    segments: np.ndarray  # 1, 2, … per conversation in a row; 0 = padding
     n_in: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
@@ -108,46 +117,53 @@ def validate_conversation(row: Any, system_prompt: str | None) -> list[dict[str,
     return messages
 
 
+def encode_row(
+    row: Any, template: ChatTemplate, seq_len: int, system_prompt: str | None
+) -> tuple[list[int], list[int]]:
+    """Token ids and labels of one conversation, truncated to ``seq_len``; ValueError (the
+    reason) for an invalid row or one with no assistant token left."""
+    messages = validate_conversation(row, system_prompt)
+    ids, mask = template.encode(messages)
+    ids, mask = ids[:seq_len], mask[:seq_len]
+    if not any(mask):
+        raise ValueError(f"no assistant token within seq_len={seq_len}")
+    return ids, [t if m else IGNORE_INDEX for t, m in zip(ids, mask, strict=True)]
+
+
+def pad_id_of(tokenizer: Any) -> int:
+    return tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+
+
 def encode_conversations(
-    rows: list[Any], template: ChatTemplate, seq_len: int, system_prompt: str | None = None
+    rows: list[Any],
+    template: ChatTemplate,
+    seq_len: int,
+    system_prompt: str | None = None,
+    pack: bool = False,
 ) -> SftRows:
-    """Rows → padded (input_ids, labels); invalid or fully truncated rows are rejected with a
-    reason, so ``n_in == len(input_ids) + len(rejected)``."""
-    pad_id = template.tokenizer.pad_token_id
-    pad_id = template.tokenizer.eos_token_id if pad_id is None else pad_id
+    """Rows → (input_ids, labels, segments), one conversation per row unless ``pack``; invalid
+    or fully truncated rows are rejected with a reason, so ``n_in == conversations +
+    len(rejected)``."""
     ids_rows, label_rows, rejected = [], [], []
     for index, row in enumerate(rows):
         try:
-            messages = validate_conversation(row, system_prompt)
+            ids, labels = encode_row(row, template, seq_len, system_prompt)
         except ValueError as err:
             rejected.append({"row": index, "reason": str(err)})
             continue
-        ids, mask = template.encode(messages)
-        ids, mask = ids[:seq_len], mask[:seq_len]
-        if not any(mask):
-            rejected.append(
-                {"row": index, "reason": f"no assistant token within seq_len={seq_len}"}
-            )
-            continue
-        labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask, strict=True)]
-        pad = seq_len - len(ids)
-        ids_rows.append(ids + [pad_id] * pad)
-        label_rows.append(labels + [IGNORE_INDEX] * pad)
-    shape = (len(ids_rows), seq_len)
-    return SftRows(
-        input_ids=np.array(ids_rows, dtype=np.int64).reshape(shape),
-        labels=np.array(label_rows, dtype=np.int64).reshape(shape),
-        n_in=len(rows),
-        rejected=rejected,
-    )
+        ids_rows.append(np.asarray(ids, np.int64))
+        label_rows.append(np.asarray(labels, np.int64))
+    packed = pack_conversations(ids_rows, label_rows, seq_len, pad_id_of(template.tokenizer), pack)
+    return SftRows(**packed, n_in=len(rows), rejected=rejected)
 
 
 def packaged_sft_path() -> str:
     return str(resources.files("synthdiv") / "data" / "sft")
 
 
-def read_conversations(data: SftData) -> tuple[list[Any], str]:
-    """Parsed JSONL rows (None for an unparsable line) and the path read."""
+def sft_files(data: SftData) -> tuple[list[str], str]:
+    """The JSONL files of the SFT set (sorted: a file's index is part of each row's identity)
+    and the path they were found under."""
     path = data.path or packaged_sft_path()
     fs, root = filesystem(path)
     if not fs.exists(root):
@@ -155,14 +171,28 @@ def read_conversations(data: SftData) -> tuple[list[Any], str]:
     files = sorted(f for f in fs.find(root) if f.endswith(".jsonl")) if fs.isdir(root) else [root]
     if not files:
         raise FileNotFoundError(f"SFT dataset {path} holds no .jsonl files")
-    rows: list[Any] = []
-    for file in files:
-        with fs.open(file, "r") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    rows.append(None)  # rejected downstream with a reason, keeps counts honest
-    return rows, path
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return [f if protocol == "file" else f"{protocol}://{f}" for f in files], path
+
+
+def iter_lines(file_uri: str) -> Any:
+    """(line number, text) of every non-blank line of one file."""
+    fs, path = filesystem(file_uri)
+    with fs.open(path, "r") as fh:
+        for number, line in enumerate(fh):
+            if line.strip():
+                yield number, line
+
+
+def parse_line(line: str) -> Any:
+    """The JSON row, or None for an unparsable line (rejected downstream with a reason)."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def read_conversations(data: SftData) -> tuple[list[Any], str]:
+    """Parsed JSONL rows (None for an unparsable line) and the path read, in the driver."""
+    files, path = sft_files(data)
+    return [parse_line(line) for file in files for _, line in iter_lines(file)], path

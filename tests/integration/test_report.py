@@ -117,7 +117,9 @@ def test_report_puts_the_ranking_with_cis_first(runtime, tmp_path):
     raw = [float(r["spearman"]) for r in correlations if r["metric"] == "self_repetition"]
     assert all(rho < 0 for rho in raw), "the fixture's data should make self_repetition fall"
     shown = rows[ranking.index("self_repetition")][2:]
-    assert all(re.match(r"0\.\d+ \[-?\d\.\d+, \d\.\d+\] · n=8$", cell) for cell in shown), shown
+    assert all(
+        re.match(r"0\.\d+ \[-?\d\.\d+, \d\.\d+\] · p=[\d.]+ · n=8$", cell) for cell in shown
+    ), shown
 
     # one line on trust: n is enough here, and the top metric's CIs decide whether it is a claim
     top = [r for r in correlations if r["metric"] == ranking[0]]
@@ -130,7 +132,8 @@ def test_report_puts_the_ranking_with_cis_first(runtime, tmp_path):
     assert N_CORPORA >= MIN_CORPORA_FOR_CLAIM
     trust = re.search(r"<p class='trust'>(.*?)</p>", page).group(1)
     assert f"n = {N_CORPORA} corpora" in trust and ranking[0] in trust
-    assert trust.split("</strong> ")[1].startswith("Supported" if excludes_zero else "No claim")
+    supported = excludes_zero and all(r["verdict"] == "supported" for r in top)
+    assert trust.split("</strong> ")[1].startswith("Supported" if supported else "No claim")
 
     # numbers at sensible precision: no exponent notation, tiny magnitudes share a power of ten
     text = re.sub(r'src="data:[^"]*"', "", page)  # the inlined images are base64, not numbers

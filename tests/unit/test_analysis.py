@@ -103,14 +103,14 @@ def test_values_differing_only_by_rounding_count_as_constant():
 def test_bootstrap_treats_near_constant_resamples_as_degenerate():
     x = np.array([1.0, 1.0 + 1e-13, 2.0, 3.0])  # the first two differ only by rounding
     y = np.array([1.0, 2.0, 3.0, 4.0])
-    rho, _ = paired_bootstrap(x, y, 4000, seed=0)
-    exact, _ = paired_bootstrap(np.array([1.0, 1.0, 2.0, 3.0]), y, 4000, seed=0)
+    rho, _, _ = paired_bootstrap(x, y, 4000, seed=0)
+    exact, _, _ = paired_bootstrap(np.array([1.0, 1.0, 2.0, 3.0]), y, 4000, seed=0)
     assert len(rho) == len(exact)  # the same resamples are dropped as for exactly equal values
 
 
 def test_bootstrap_drops_degenerate_resamples_with_four_points():
     x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0])
-    rho, r = paired_bootstrap(x, y, 4000, seed=0)
+    rho, r, _ = paired_bootstrap(x, y, 4000, seed=0)
     assert 3000 < len(rho) < 4000  # all-one-corpus and constant resamples are removed
     assert np.isfinite(rho).all() and np.isfinite(r).all()
     assert len(rho) == len(r)

@@ -102,3 +102,20 @@ def test_models_trained_on_one_corpus_at_different_ratios_are_separate_points():
         "synthetic_1b",
         "synthetic_50b",
     ]
+
+
+def test_external_corpora_plan_without_generate(tmp_path):
+    from synthdiv.config import ConfigError, parse_config
+    from synthdiv.score import example_corpus_path
+    from tests.support.study_configs import external_study, public_set
+
+    runtime = {"storage_uri": str(tmp_path)}
+    public = public_set(tmp_path / "p.jsonl")
+    plans = plan_study(parse_config(external_study(runtime, public), StudyConfig))
+    assert [p.generate for p in plans] == [None, None]
+    assert [p.score.corpus.path for p in plans] == [example_corpus_path(), public]
+    assert plans[1].pretrain["tiny"].data.corpora[0].corpus.path.startswith("pending://")
+    bad = external_study(runtime, public)
+    bad["corpora"][1]["generate"] = {"n_topics": 2}
+    with pytest.raises(ConfigError, match="'path' \\(external\\) and 'generate' exclude"):
+        parse_config(bad, StudyConfig)
