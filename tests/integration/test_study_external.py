@@ -8,7 +8,8 @@ from mlflow.tracking import MlflowClient
 
 from synthdiv.config import parse_config
 from synthdiv.score import example_corpus_path
-from synthdiv.study import StudyConfig
+from synthdiv.study import StudyConfig, run_study
+from tests.support.study_configs import external_study, public_set
 
 pytestmark = pytest.mark.slow
 
