@@ -18,7 +18,11 @@ from pydantic import Field
 from synthdiv.config import StrictModel
 from synthdiv.corpus import Corpus
 from synthdiv.metrics.base import MetricContext, MetricResult, register
-from synthdiv.metrics.protocol import ConfiguredMetric, exact_with_half_sample_ci, seeded_subsamples
+from synthdiv.metrics.protocol import (
+    ConfiguredMetric,
+    seeded_subsamples,
+    subsample_with_half_sample_ci,
+)
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -111,13 +115,13 @@ class VendiScore(ConfiguredMetric):
     1..min(n, d)."""
 
     name: ClassVar[str] = "vendi"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
     higher_is_more_diverse: ClassVar[bool] = True
     Params = VendiParams
 
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         x, q = corpus_vectors(corpus, ctx, self.name), self.params.q
-        return exact_with_half_sample_ci(
+        return subsample_with_half_sample_ci(
             self, len(x), lambda idx: vendi_dual(x[idx], q), ctx, {"dim": x.shape[1]}
         )
 
@@ -131,13 +135,13 @@ class PairwiseCosineDistance(ConfiguredMetric):
     """Mean pairwise cosine distance between document embeddings (exact, via the sum vector)."""
 
     name: ClassVar[str] = "pairwise_cosine_distance"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
     higher_is_more_diverse: ClassVar[bool] = True
     Params = NoParams
 
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         x = corpus_vectors(corpus, ctx, self.name)
-        return exact_with_half_sample_ci(
+        return subsample_with_half_sample_ci(
             self, len(x), lambda idx: pairwise_from_sum(row_sum(x, idx), len(idx)), ctx
         )
 
@@ -148,13 +152,13 @@ class RemoteClique(ConfiguredMetric):
     embedding‖²."""
 
     name: ClassVar[str] = "remote_clique"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
     higher_is_more_diverse: ClassVar[bool] = True
     Params = NoParams
 
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         x = corpus_vectors(corpus, ctx, self.name)
-        return exact_with_half_sample_ci(
+        return subsample_with_half_sample_ci(
             self, len(x), lambda idx: remote_clique_from_sum(row_sum(x, idx), len(idx)), ctx
         )
 
