@@ -215,7 +215,11 @@ def test_interval_brackets_value_and_is_deterministic(metric):
     again = metric.compute(corpus, MetricContext(seed=7, n_seeds=5))
     other = metric.compute(corpus, MetricContext(seed=8, n_seeds=5))
     assert first.ci_low < first.value < first.ci_high
-    assert (first.value, first.per_seed, first.ci_low) == (again.value, again.per_seed, again.ci_low)
+    assert (first.value, first.per_seed, first.ci_low) == (
+        again.value,
+        again.per_seed,
+        again.ci_low,
+    )
     # no sample_size: every seed reads the whole corpus (exact value); only the replicates move
     assert first.value == other.value and first.ci_low != other.ci_low
     assert first.n == 200 and first.seed == 7 and len(first.per_seed) == 5
@@ -245,7 +249,9 @@ def test_corpora_of_different_sizes_compare_on_equal_subsamples():
     large = corpus_of(random_texts(400, vocab=60, seed=4))
     whole = [DistinctN().compute(c, MetricContext(n_seeds=3)).value for c in (small, large)]
     assert whole[0] - whole[1] > 0.1
-    equal = [DistinctN().compute(c, MetricContext(n_seeds=3, sample_size=100)) for c in (small, large)]
+    equal = [
+        DistinctN().compute(c, MetricContext(n_seeds=3, sample_size=100)) for c in (small, large)
+    ]
     assert abs(equal[0].value - equal[1].value) < 0.02
     assert equal[1].ci_low <= equal[0].value <= equal[1].ci_high
 
