@@ -90,6 +90,21 @@ def half_sample_interval(
     return value - half, value + half
 
 
+def half_sample_replicates(
+    sizes: list[int], statistic: Callable[[int, np.ndarray], float], ctx: MetricContext
+) -> list[float]:
+    """``ctx.n_resamples`` values of ``statistic(j, half)``: replicate r reads a seeded half of
+    seed ``j = r mod B``'s subsample (``half`` indexes into it). Empty when a subsample has a
+    single document (no spread to estimate)."""
+    if not sizes or min(sizes) < 2:
+        return []
+    out = []
+    for r in range(ctx.n_resamples):
+        j = r % len(sizes)
+        out.append(float(statistic(j, half_sample_indices(sizes[j], [ctx.seed, r]))))
+    return out
+
+
 def subsample_with_half_sample_ci(
     metric: Any,
     n_docs: int,
@@ -109,13 +124,8 @@ def subsample_with_half_sample_ci(
     else:
         per_seed = [float(statistic(idx)) for idx in subsamples]
     value = float(np.mean(per_seed))
-    replicates = (
-        [
-            float(statistic(sub[half_sample_indices(size, [ctx.seed, r])]))
-            for r, sub in ((r, subsamples[r % len(subsamples)]) for r in range(ctx.n_resamples))
-        ]
-        if size > 1
-        else []
+    replicates = half_sample_replicates(
+        [size] * len(subsamples), lambda j, half: statistic(subsamples[j][half]), ctx
     )
     low, high = half_sample_interval(value, replicates, ctx.confidence)
     info = {

@@ -100,7 +100,7 @@ def test_the_share_of_truncated_samples_and_the_budget_are_logged(tmp_path):
     assert not any(t in p for t in long_texts for p in prompts)
 
 
-def test_the_derived_budget_at_the_paper_preset_is_logged(tmp_path):
+def test_the_paper_preset_leaves_a_few_hundred_chars_per_sample():
     p = create("cluster_agent", preset="paper").params
     # 4096 tokens less the answer and the instructions, over K = 10 samples: a few hundred chars
     assert 100 < p.sample_char_budget() < 400
