@@ -74,8 +74,11 @@ def _spectrum(matrix: np.ndarray) -> np.ndarray:
 
 def vendi_dual(x: np.ndarray, q: float | Literal["inf"] = 1) -> float:
     """Vendi score of the cosine kernel via its dual: the non-zero eigenvalues of K/n = XXᵀ/n
-    equal those of XᵀX/n (d×d), and they sum to 1 for unit rows."""
-    return hill_number(_spectrum(x.T @ x / len(x)), q)
+    equal those of XᵀX/n (d×d), and they sum to 1 for unit rows. With fewer documents than
+    dimensions the n×n kernel is the smaller matrix (the half-sample replicates of a small
+    corpus: 200 eigendecompositions of 384×384 would cost seconds for nothing)."""
+    gram = x @ x.T if len(x) < x.shape[1] else x.T @ x
+    return hill_number(_spectrum(gram / len(x)), q)
 
 
 def vendi_kernel(x: np.ndarray, q: float | Literal["inf"] = 1) -> float:
