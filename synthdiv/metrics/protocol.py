@@ -138,6 +138,8 @@ def subsample_with_half_sample_ci(
         "n_replicates": len(replicates),
         "replicate_sd": float(np.std(replicates, ddof=1)) if len(replicates) > 1 else 0.0,
     }
+    if size < 4:  # a replicate of one document: pairwise and Vendi cannot vary, say so
+        info["ci_note"] = f"half-samples of {max(1, size // 2)} document(s): degenerate interval"
     return _result(
         metric, value, low, high, size, ctx.seed, per_seed, info | (details or {}), started
     )
