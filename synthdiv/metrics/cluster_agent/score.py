@@ -31,7 +31,11 @@ from synthdiv.corpus import Corpus
 from synthdiv.llm.runner import LLMRunner, LLMUsage
 from synthdiv.metrics.base import MetricContext, MetricResult, register
 from synthdiv.metrics.cluster_agent.clustering import Iteration, run_iterations
-from synthdiv.metrics.cluster_agent.config import CHARS_PER_TOKEN, ClusterAgentParams
+from synthdiv.metrics.cluster_agent.config import (
+    CHARS_PER_TOKEN,
+    ClusterAgentParams,
+    UserCriteria,
+)
 from synthdiv.metrics.cluster_agent.criteria import (
     Criteria,
     Criterion,
@@ -191,7 +195,7 @@ def run_seed(
     if ctx.progress is not None:
         ctx.progress("cluster_agent criteria", 0, 1)
     if params.criteria is not None:  # the user's criteria: Stage A is skipped
-        criteria = user_criteria(params)
+        criteria = user_criteria(params.criteria)
     else:
         criteria = generate_criteria(corpus.texts, params, runner, seed)
     if ctx.progress is not None:
@@ -236,10 +240,8 @@ def iteration_summary(iterations: list[Iteration], K: int) -> dict[str, Any]:
     }
 
 
-def user_criteria(params: ClusterAgentParams) -> Criteria:
+def user_criteria(given: UserCriteria) -> Criteria:
     """The ``criteria`` param as the clusterer sees it (names normalised like generated ones)."""
-    given = params.criteria
-    assert given is not None
     return Criteria(
         metadata=[Criterion("metadata", slugify(c.name), c.definition) for c in given.metadata],
         metrics=[Criterion("metric", slugify(c.name), c.definition) for c in given.metrics],
@@ -277,7 +279,8 @@ def answer_stats(
 
 
 def _has_score(cluster: dict[str, Any], name: str) -> bool:
-    entry = (cluster.get("scores") or {}).get(name)
+    scores = cluster.get("scores")
+    entry = scores.get(name) if isinstance(scores, dict) else None
     value = entry.get("score") if isinstance(entry, dict) else None
     return not isinstance(value, bool) and value in (1, 2, 3, 4, 5)
 
