@@ -50,9 +50,20 @@ class ScoreConfig(StrictModel):
         f"{sorted(OPT_IN_METRICS)}.",
     )
     seed: int = 0
-    n_seeds: int = Field(3, ge=1, description="Subsample/bootstrap repeats (paper: 10).")
+    n_seeds: int = Field(
+        3, ge=1, description="Seeded subsamples every metric is averaged over (paper: 10)."
+    )
     sample_size: int | None = Field(
-        2000, gt=0, description="Documents per seeded subsample for subsampled metrics."
+        2000,
+        gt=0,
+        description="Documents per seeded subsample, the same for every size-dependent metric so "
+        "corpora of different sizes compare (None = the whole corpus).",
+    )
+    ci_resamples: int = Field(
+        200,
+        ge=2,
+        description="Half-sample replicates behind the interval of the cheap metrics (lexical, "
+        "Vendi, pairwise cosine); costly ones use the t-interval over n_seeds.",
     )
     confidence: float = Field(0.95, gt=0, lt=1)
 
@@ -111,6 +122,7 @@ class ScoreStage(BaseStage):
             seed=cfg.seed,
             n_seeds=cfg.n_seeds,
             sample_size=cfg.sample_size,
+            n_resamples=cfg.ci_resamples,
             confidence=cfg.confidence,
             work_dir=Path(ctx.output_dir)
             if "://" not in ctx.output_dir

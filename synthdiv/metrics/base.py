@@ -57,6 +57,8 @@ class MetricContext:
     seed: int = 0
     n_seeds: int = 5
     sample_size: int | None = None
+    # half-sample replicates behind a cheap metric's interval (synthdiv.metrics.protocol)
+    n_resamples: int = 200
     confidence: float = 0.95
     work_dir: Path = Path(".synthdiv/work")
     embeddings: Callable[[Corpus], np.ndarray] | None = None

@@ -4,8 +4,8 @@ self-repetition and compression ratio.
 Every n-gram metric tokenizes on whitespace (``str.split()``), the tokenization of the
 ``diversity`` reference package, and works on integer n-gram keys held in numpy arrays: counting
 is a sort, never a pairwise loop, so cost grows about linearly with documents. Each metric
-reports the exact value on the whole corpus with a half-sample interval
-(:func:`synthdiv.metrics.protocol.exact_with_half_sample_ci`). Formulas, directions and the
+reports the mean over the seeds' fixed-size subsamples with a half-sample interval
+(:func:`synthdiv.metrics.protocol.subsample_with_half_sample_ci`). Formulas, directions and the
 differences from the reference package are in docs/metrics.md.
 """
 
@@ -23,7 +23,7 @@ from pydantic import Field
 from synthdiv.config import StrictModel
 from synthdiv.corpus import Corpus
 from synthdiv.metrics.base import MetricContext, MetricResult, register
-from synthdiv.metrics.protocol import ConfiguredMetric, exact_with_half_sample_ci
+from synthdiv.metrics.protocol import ConfiguredMetric, subsample_with_half_sample_ci
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -210,14 +210,14 @@ class ContextLength(ConfiguredMetric):
     """Mean tokens per document (tokenizer configurable; default SmolLM2's)."""
 
     name: ClassVar[str] = "context_length"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
     higher_is_more_diverse: ClassVar[bool] = True  # a convention: longer documents carry more
     Params = ContextLengthParams
 
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         lengths = self.token_counts(corpus.texts, ctx).astype(float)
         details = {"tokenizer": self.params.tokenizer, "total_tokens": int(lengths.sum())}
-        result = exact_with_half_sample_ci(
+        result = subsample_with_half_sample_ci(
             self, len(corpus), lambda idx: lengths[idx].mean(), ctx, details
         )
         result.tokens = int(lengths.sum())
@@ -264,14 +264,14 @@ class DistinctN(ConfiguredMetric):
     documents)."""
 
     name: ClassVar[str] = "distinct_n"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
     higher_is_more_diverse: ClassVar[bool] = True
     Params = DistinctNParams
 
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         tokens = whitespace_tokens(corpus, ctx)
         n = self.params.n
-        return exact_with_half_sample_ci(
+        return subsample_with_half_sample_ci(
             self, len(corpus), lambda idx: distinct_ratio(tokens.subset(idx), n), ctx
         )
 
@@ -293,13 +293,13 @@ class NgramDiversity(ConfiguredMetric):
     score."""
 
     name: ClassVar[str] = "ngram_diversity"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
     higher_is_more_diverse: ClassVar[bool] = True
     Params = NgramDiversityParams
 
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         tokens = whitespace_tokens(corpus, ctx)
-        return exact_with_half_sample_ci(
+        return subsample_with_half_sample_ci(
             self, len(corpus), lambda idx: self.score(tokens.subset(idx)), ctx
         )
 
@@ -319,14 +319,14 @@ class SelfRepetition(ConfiguredMetric):
     documents containing it)."""
 
     name: ClassVar[str] = "self_repetition"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
     higher_is_more_diverse: ClassVar[bool] = False
     Params = SelfRepetitionParams
 
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         tokens = whitespace_tokens(corpus, ctx)
         n = self.params.n
-        return exact_with_half_sample_ci(
+        return subsample_with_half_sample_ci(
             self, len(corpus), lambda idx: self_repetition(tokens.subset(idx), n), ctx
         )
 
@@ -341,12 +341,12 @@ class CompressionRatio(ConfiguredMetric):
     redundant)."""
 
     name: ClassVar[str] = "compression_ratio"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
     higher_is_more_diverse: ClassVar[bool] = False
     Params = CompressionRatioParams
 
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         texts, level = corpus.texts, self.params.level
-        return exact_with_half_sample_ci(
+        return subsample_with_half_sample_ci(
             self, len(corpus), lambda idx: gzip_ratio([texts[i] for i in idx], level), ctx
         )

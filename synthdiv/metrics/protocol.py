@@ -1,22 +1,27 @@
-"""The two resampling protocols every baseline metric reports its uncertainty with.
+"""The one sampling protocol of every size-dependent metric, and its intervals.
 
-- :func:`exact_with_half_sample_ci` — for metrics that are cheap and (near-)linear in documents:
-  the value is computed exactly on the whole corpus; its spread comes from ``ctx.n_seeds``
-  seeded half-samples of the documents (drawn without replacement). Half-sampling is the
-  bootstrap variant for set-based statistics: a with-replacement bootstrap duplicates documents,
-  which fakes repetition in distinct-n, self-repetition and compression. For a mean, the
-  variance of an n/2-of-n subsample without replacement equals ``σ²/n`` (finite-population
-  correction), i.e. the variance of the full-corpus estimate, so the interval is
-  ``value ± t_{B-1} · sd(half-sample values)``. It always brackets ``value``. Statistics that
-  grow or shrink with corpus size (distinct-n, self-repetition) have half-sample values shifted
-  from ``value``; only their spread is used.
-- :func:`seeded_subsamples` — for metrics that are costly (a language model, k-means) or that
-  have their own randomness: ``ctx.n_seeds`` seeded subsamples of ``ctx.sample_size`` documents
-  (the whole corpus if that is None or larger), the metric on each, and the mean with a
-  Student-t interval (:func:`synthdiv.metrics.base.mean_ci`) — the paper's protocol.
+Corpora of different sizes are compared on equal footing (the paper: one equal-size subsample
+per corpus): for seed s in ``ctx.seeds()``, every metric reads the *same* seeded subsample of
+``m = min(ctx.sample_size, n)`` documents (:func:`subsample_indices`, the draw of
+``Corpus.sample``), and the value is the mean over seeds. How the interval is obtained depends on
+the cost of the metric:
 
-Both fill ``n``, ``seed``, ``per_seed`` and ``details["protocol"]``, so every result says how it
-was obtained.
+- :func:`subsample_with_half_sample_ci` — cheap metrics (lexical, Vendi, pairwise cosine,
+  remote-clique). The interval comes from ``ctx.n_resamples`` seeded half-samples: replicate r
+  takes ⌊m/2⌋ documents without replacement from seed ``r mod B``'s subsample. A with-replacement
+  bootstrap would duplicate documents, which fakes repetition in distinct-n, self-repetition and
+  compression. For a mean, an m/2-of-m draw has variance σ²/m (finite-population correction), the
+  variance of a size-m estimate, so the interval is ``value ± t · sd(replicates)``: it reflects
+  which documents a size-m sample holds, which is also what separates seeds when n ≫ m. Hundreds
+  of replicates cost milliseconds here, so the interval does not depend on ``n_seeds`` (a
+  Student-t over 2 seeds multiplies the SD by 12.7). Size-dependent statistics have half-sample
+  values shifted from ``value``; only their spread is used.
+- :func:`seeded_subsamples` — costly metrics (a language model, k-means, the cluster-agent): the
+  metric once per seed on the same subsamples, mean and Student-t interval over seeds
+  (:func:`synthdiv.metrics.base.mean_ci`), the paper's protocol.
+
+Both fill ``n`` (= m), ``seed``, ``per_seed`` and ``details["protocol"]``, so every result says
+how it was obtained.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from synthdiv.config import StrictModel, parse_config
 from synthdiv.corpus import Corpus
 from synthdiv.metrics.base import MetricContext, MetricResult, mean_ci
 
-HALF_SAMPLE = "exact+half_sample_ci"
+HALF_SAMPLE = "subsample_mean+half_sample_ci"
 SUBSAMPLE = "seeded_subsample_mean_t"
 
 # statistic(document indices into the corpus) -> value
@@ -55,7 +60,20 @@ class ConfiguredMetric:
         self.params = parse_config(params, self.Params, f"for metric {self.name!r}")
 
 
-def half_sample_indices(n_docs: int, seed: int) -> np.ndarray:
+def subsample_size(n_docs: int, wanted: int | None) -> int:
+    """Documents per seeded subsample: ``wanted`` (the score stage's sample_size), at most n."""
+    return n_docs if wanted is None else min(wanted, n_docs)
+
+
+def subsample_indices(n_docs: int, size: int, seed: int) -> np.ndarray:
+    """The sorted document indices of seed ``seed``'s subsample: the very draw of
+    ``Corpus.sample(size, seed)``, so cheap and costly metrics read the same documents."""
+    if size >= n_docs:
+        return np.arange(n_docs)
+    return np.sort(np.random.default_rng(seed).choice(n_docs, size=size, replace=False))
+
+
+def half_sample_indices(n_docs: int, seed: int | list[int]) -> np.ndarray:
     """Sorted indices of ``n_docs // 2`` documents (at least one), drawn without replacement."""
     size = max(1, n_docs // 2)
     return np.sort(np.random.default_rng(seed).choice(n_docs, size=size, replace=False))
@@ -72,32 +90,58 @@ def half_sample_interval(
     return value - half, value + half
 
 
-def exact_with_half_sample_ci(
+def half_sample_replicates(
+    sizes: list[int], statistic: Callable[[int, np.ndarray], float], ctx: MetricContext
+) -> list[float]:
+    """``ctx.n_resamples`` values of ``statistic(j, half)``: replicate r reads a seeded half of
+    seed ``j = r mod B``'s subsample (``half`` indexes into it). Empty when a subsample has a
+    single document (no spread to estimate)."""
+    if not sizes or min(sizes) < 2:
+        return []
+    out = []
+    for r in range(ctx.n_resamples):
+        j = r % len(sizes)
+        out.append(float(statistic(j, half_sample_indices(sizes[j], [ctx.seed, r]))))
+    return out
+
+
+def subsample_with_half_sample_ci(
     metric: Any,
     n_docs: int,
     statistic: IndexStatistic,
     ctx: MetricContext,
     details: dict[str, Any] | None = None,
 ) -> MetricResult:
-    """Exact value on all ``n_docs`` documents, interval from seeded half-samples (see module
-    doc)."""
+    """Mean of ``statistic`` over the seeds' subsamples, interval from ``ctx.n_resamples``
+    half-samples of them (see module doc). ``statistic`` takes indices into the corpus."""
     if n_docs == 0:
         raise ValueError(f"metric {metric.name!r}: the corpus is empty")
     started = time.perf_counter()
-    value = float(statistic(np.arange(n_docs)))
-    replicates = (
-        [float(statistic(half_sample_indices(n_docs, s))) for s in ctx.seeds()]
-        if n_docs > 1
-        else []
+    size = subsample_size(n_docs, ctx.sample_size)
+    subsamples = [subsample_indices(n_docs, size, s) for s in ctx.seeds()]
+    if size == n_docs:  # every seed draws the whole corpus: compute it once
+        per_seed = [float(statistic(subsamples[0]))] * len(subsamples)
+    else:
+        per_seed = [float(statistic(idx)) for idx in subsamples]
+    value = float(np.mean(per_seed))
+    replicates = half_sample_replicates(
+        [size] * len(subsamples), lambda j, half: statistic(subsamples[j][half]), ctx
     )
     low, high = half_sample_interval(value, replicates, ctx.confidence)
     info = {
         "protocol": HALF_SAMPLE,
-        "replicate_size": max(1, n_docs // 2),
+        "sample_size": size,
+        "corpus_size": n_docs,
+        "seeds": ctx.seeds(),
+        "seed_sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
+        "replicate_size": max(1, size // 2),
         "n_replicates": len(replicates),
+        "replicate_sd": float(np.std(replicates, ddof=1)) if len(replicates) > 1 else 0.0,
     }
+    if size < 4:  # a replicate of one document: pairwise and Vendi cannot vary, say so
+        info["ci_note"] = f"half-samples of {max(1, size // 2)} document(s): degenerate interval"
     return _result(
-        metric, value, low, high, n_docs, ctx.seed, replicates, info | (details or {}), started
+        metric, value, low, high, size, ctx.seed, per_seed, info | (details or {}), started
     )
 
 
@@ -113,19 +157,21 @@ def seeded_subsamples(
     if len(corpus) == 0:
         raise ValueError(f"metric {metric.name!r}: the corpus is empty")
     started = time.perf_counter()
-    wanted = sample_size if sample_size is not None else ctx.sample_size
-    size = len(corpus) if wanted is None else min(wanted, len(corpus))
+    size = subsample_size(len(corpus), sample_size if sample_size is not None else ctx.sample_size)
     values, per_seed_details = [], []
     for i, seed in enumerate(ctx.seeds()):
         if ctx.progress is not None:
             ctx.progress(metric.name, i, ctx.n_seeds)
-        value, info = statistic(corpus.sample(size, seed), seed)
+        idx = subsample_indices(len(corpus), size, seed)
+        subsample = corpus if size == len(corpus) else corpus.take(idx.tolist())
+        value, info = statistic(subsample, seed)
         values.append(float(value))
         per_seed_details.append(info)
     mean, low, high = mean_ci(values, ctx.confidence)
     info = {
         "protocol": SUBSAMPLE,
         "sample_size": size,
+        "corpus_size": len(corpus),
         "seeds": ctx.seeds(),
         "per_seed_details": per_seed_details,
     }

@@ -4,6 +4,7 @@ validation and the protocols. Direction on real MiniLM embeddings is an integrat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -169,5 +170,20 @@ def test_interval_brackets_value_and_is_deterministic(metric):
     assert first.ci_low < first.value < first.ci_high
     assert (first.value, first.per_seed) == (again.value, again.per_seed)
     assert first.per_seed != other.per_seed and len(first.per_seed) == 4 and first.seed == 3
-    expected_n = 150 if metric.name == "kmeans" else 300  # kmeans: subsample protocol
-    assert first.n == expected_n
+    assert first.n == 150  # every metric: the seeds' subsamples of sample_size
+
+
+@pytest.mark.parametrize("metric", [VendiScore(), PairwiseCosineDistance()], ids=lambda m: m.name)
+def test_sample_size_gives_the_subsample_kmeans_and_the_lexical_metrics_read(metric):
+    """Item 8: per seed, the metric on ``Corpus.sample(m, seed)`` (what k-means, perplexity and the
+    lexical metrics read), not on the whole corpus; the value is their mean."""
+    x = topic_vectors(6, n=300)
+    corpus, ctx = vector_corpus(x, seed=2, n_seeds=3, sample_size=40)
+    result = metric.compute(corpus, ctx)
+    alone = []
+    for s in ctx.seeds():
+        sub = corpus.sample(40, s)
+        one = dataclasses.replace(ctx, n_seeds=1, sample_size=None)
+        alone.append(metric.compute(sub, one).value)
+    assert result.per_seed == pytest.approx(alone, rel=1e-9)
+    assert result.value == pytest.approx(np.mean(alone), rel=1e-9) and result.n == 40

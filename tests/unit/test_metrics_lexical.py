@@ -1,5 +1,5 @@
 """Lexical metrics: hand-checkable math, brute-force cross-checks, reference (golden) agreement,
-params validation and the exact+half-sample protocol."""
+params validation and the seeded-subsample + half-sample protocol."""
 
 from __future__ import annotations
 
@@ -57,6 +57,15 @@ def brute_self_repetition(texts: list[str], n: int) -> float:
         total = sum(sum(g in other for j, other in enumerate(sets) if j != i) for g in mine)
         scores.append(math.log(total + 1))
     return sum(scores) / len(scores)
+
+
+CHEAP = [
+    DistinctN(n=2),
+    NgramDiversity(),
+    SelfRepetition(),
+    CompressionRatio(),
+    ContextLength(tokenizer="whitespace"),
+]
 
 
 # --- math on hand-checkable inputs -------------------------------------------------------------
@@ -206,15 +215,57 @@ def test_interval_brackets_value_and_is_deterministic(metric):
     again = metric.compute(corpus, MetricContext(seed=7, n_seeds=5))
     other = metric.compute(corpus, MetricContext(seed=8, n_seeds=5))
     assert first.ci_low < first.value < first.ci_high
-    assert (first.value, first.per_seed) == (again.value, again.per_seed)
-    assert (
-        first.value == other.value and first.per_seed != other.per_seed
-    )  # exact value, seeded spread
-    assert first.n == 200 and first.seed == 7 and len(first.per_seed) == 5
-    assert (
-        first.details["protocol"] == "exact+half_sample_ci"
-        and first.details["replicate_size"] == 100
+    assert (first.value, first.per_seed, first.ci_low) == (
+        again.value,
+        again.per_seed,
+        again.ci_low,
     )
+    # no sample_size: every seed reads the whole corpus (exact value); only the replicates move
+    assert first.value == other.value and first.ci_low != other.ci_low
+    assert first.n == 200 and first.seed == 7 and len(first.per_seed) == 5
+    assert first.details["protocol"] == "subsample_mean+half_sample_ci"
+    assert first.details["replicate_size"] == 100 and first.details["n_replicates"] == 200
+
+
+@pytest.mark.parametrize("metric", CHEAP, ids=lambda m: m.name)
+def test_sample_size_is_one_seeded_subsample_per_seed(metric):
+    """Item 8: the value is the mean over the seeds of the metric on ``Corpus.sample(m, seed)``,
+    the subsample every other metric (k-means, perplexity, cluster-agent) reads too."""
+    corpus = corpus_of(random_texts(300, vocab=40, seed=2))
+    ctx = MetricContext(seed=5, n_seeds=3, sample_size=60)
+    result = metric.compute(corpus, ctx)
+    alone = [
+        metric.compute(corpus.sample(60, s), MetricContext(n_seeds=1)).value for s in ctx.seeds()
+    ]
+    assert result.per_seed == pytest.approx(alone, rel=1e-12)
+    assert result.value == pytest.approx(np.mean(alone), rel=1e-12)
+    assert result.n == 60 and result.details["corpus_size"] == 300
+
+
+def test_corpora_of_different_sizes_compare_on_equal_subsamples():
+    """Same source, 4x the documents: whole-corpus distinct-2 falls with size alone; on equal
+    subsamples the two corpora agree within their intervals."""
+    small = corpus_of(random_texts(100, vocab=60, seed=3))
+    large = corpus_of(random_texts(400, vocab=60, seed=4))
+    whole = [DistinctN().compute(c, MetricContext(n_seeds=3)).value for c in (small, large)]
+    assert whole[0] - whole[1] > 0.1
+    equal = [
+        DistinctN().compute(c, MetricContext(n_seeds=3, sample_size=100)) for c in (small, large)
+    ]
+    assert abs(equal[0].value - equal[1].value) < 0.02
+    assert equal[1].ci_low <= equal[0].value <= equal[1].ci_high
+
+
+@pytest.mark.parametrize("metric", CHEAP, ids=lambda m: m.name)
+def test_interval_width_does_not_depend_on_a_handful_of_seeds(metric):
+    """Item 9: at the quickstart's n_seeds=2 a Student-t over the seeds multiplied the SD by 12.7;
+    the half-sample replicates make the interval as tight as with 20 seeds."""
+    corpus = corpus_of(random_texts(12, vocab=6, seed=6, length=(20, 60)))  # 4-grams repeat
+    widths = []
+    for n_seeds in (2, 20):
+        r = metric.compute(corpus, MetricContext(n_seeds=n_seeds, sample_size=2000))
+        widths.append(r.ci_high - r.ci_low)
+    assert widths[1] > 0 and 0.8 < widths[0] / widths[1] < 1.25
 
 
 def test_empty_corpus_is_a_clear_error():

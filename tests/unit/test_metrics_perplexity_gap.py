@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from synthdiv.corpus import Corpus
 from synthdiv.metrics import MetricContext
-from synthdiv.metrics.model_based import CausalLM, NLLTotals, PerplexityGap
+from synthdiv.metrics.model_based import CausalLM, NLLTotals, Perplexity, PerplexityGap
 
 
 class FixedLossLM(CausalLM):
@@ -48,3 +49,43 @@ def test_the_gap_is_the_absolute_difference_and_the_sign_is_kept(small_loss, lar
         )
     assert result.details["signed_gap"] == pytest.approx(signed)
     assert result.version != "1"  # version 1 reported the signed difference
+
+
+class PerDocumentLM(FixedLossLM):
+    """Like FixedLossLM, but a document's loss per token grows with its number (``doc <i> ...``),
+    and the per-document NLL is reported as the real forward pass reports it."""
+
+    def nll(self, texts: list[str], batch_size: int, max_length: int) -> NLLTotals:
+        tokens = np.array([len(t.split()) - 1 for t in texts])
+        per_token = np.array([self.loss + 0.1 * int(t.split()[1]) for t in texts])
+        doc_nll = per_token * tokens
+        return NLLTotals(float(doc_nll.sum()), int(tokens.sum()), doc_nll, tokens)
+
+
+def per_document_ctx(n_seeds: int) -> MetricContext:
+    ctx = MetricContext(n_seeds=n_seeds, sample_size=2000)  # the quickstart's: the whole corpus
+    for name, loss in (("small-lm", 2.5), ("large-lm", 2.0)):
+        ctx.resources[("causal_lm", name, "float32")] = PerDocumentLM(name, loss)
+    return ctx
+
+
+TEXTS = [f"doc {i} " + "word " * (3 + i % 4) for i in range(8)]
+CORPUS = Corpus(ids=[f"d{i}" for i in range(8)], texts=TEXTS)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [Perplexity(model="small-lm"), PerplexityGap(small_model="small-lm", large_model="large-lm")],
+    ids=lambda m: m.name,
+)
+def test_the_interval_comes_from_documents_when_every_seed_reads_the_whole_corpus(metric):
+    """Item 9: the seeds all read the same 8 documents, so their t-interval has zero width; the
+    per-document NLL of the same forward passes gives the interval instead."""
+    result = metric.compute(CORPUS, per_document_ctx(2))
+    assert result.per_seed[0] == result.per_seed[1]  # same subsample: no spread over seeds
+    assert result.ci_low < result.value < result.ci_high
+    assert result.details["seed_ci"] == [result.value, result.value]
+    assert "documents" in result.details["ci_method"]
+    # as narrow with 2 seeds as with 10: the interval does not hinge on the seed count
+    ten = metric.compute(CORPUS, per_document_ctx(10))
+    assert (ten.ci_high - ten.ci_low) == pytest.approx(result.ci_high - result.ci_low, rel=0.25)

@@ -31,9 +31,18 @@ from synthdiv.corpus import Corpus
 from synthdiv.llm.runner import LLMRunner, LLMUsage
 from synthdiv.metrics.base import MetricContext, MetricResult, register
 from synthdiv.metrics.cluster_agent.clustering import Iteration, run_iterations
-from synthdiv.metrics.cluster_agent.config import ClusterAgentParams
-from synthdiv.metrics.cluster_agent.criteria import Criteria, generate_criteria
-from synthdiv.metrics.cluster_agent.prompts import template_refs
+from synthdiv.metrics.cluster_agent.config import (
+    CHARS_PER_TOKEN,
+    ClusterAgentParams,
+    UserCriteria,
+)
+from synthdiv.metrics.cluster_agent.criteria import (
+    Criteria,
+    Criterion,
+    generate_criteria,
+    slugify,
+)
+from synthdiv.metrics.cluster_agent.prompts import template_refs, truncate
 from synthdiv.metrics.protocol import ConfiguredMetric, seeded_subsamples
 
 RUNNER_RESOURCE = "llm_runner"
@@ -48,7 +57,9 @@ class ClusterAgent(ConfiguredMetric):
     """LLM cluster-agent diversity (Chen et al. 2024): mean C_i² / n_i over N clusterings of K."""
 
     name: ClassVar[str] = "cluster_agent"
-    version: ClassVar[str] = "2"  # 2: documents enter each prompt in random order; 1-seed CI
+    # 2: documents enter each prompt in random order; 1-seed CI. 3: a missing 1-5 score no longer
+    # fails the iteration (counted instead)
+    version: ClassVar[str] = "3"
     higher_is_more_diverse: ClassVar[bool] = True
     Params = ClusterAgentParams
     params: ClusterAgentParams
@@ -56,11 +67,12 @@ class ClusterAgent(ConfiguredMetric):
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         p = self.params
         size = len(corpus) if ctx.sample_size is None else min(ctx.sample_size, len(corpus))
-        needed = max(p.K, p.J if p.generate_criteria else 0)
+        stage_a = p.generate_criteria and p.criteria is None
+        needed = max(p.K, p.J if stage_a else 0)
         if size < needed:
             raise ValueError(
                 f"cluster_agent: {size} documents to draw from, but K={p.K}"
-                + (f" / J={p.J}" if p.generate_criteria else "")
+                + (f" / J={p.J}" if stage_a else "")
                 + f" need at least {needed}; use a larger corpus or sample_size, or lower K/J"
             )
         runner = shared_runner(p, ctx)
@@ -88,6 +100,7 @@ class ClusterAgent(ConfiguredMetric):
         unverified = [s["D_unverified"] for s in summaries if s["D_unverified"] is not None]
         D_unverified = sum(unverified) / len(unverified) if unverified else math.nan
         result.ci_low, result.ci_high, ci_method = interval(result, outcomes, ctx.confidence)
+        prompt_stats = pooled_prompt_stats(summaries, p)
         result.tokens = usage.prompt_tokens + usage.completion_tokens
         result.details |= {
             "reading": "D_i = C_i^2 / n_i (S_i = n_i / C_i, mean cluster size); bounds [1/K, K]",
@@ -98,6 +111,7 @@ class ClusterAgent(ConfiguredMetric):
             "failure_rate": failure_rate,
             "verify": p.verify,
             "D_unverified": D_unverified,
+            **prompt_stats,
             "llm_usage": dataclasses.asdict(usage),
             "iterations": {
                 s: [it.compact() for it in o["iterations"]] for s, o in outcomes.items()
@@ -109,6 +123,7 @@ class ClusterAgent(ConfiguredMetric):
             "cluster_agent.failed_iterations": failed,
             "cluster_agent.failure_rate": failure_rate,
             "cluster_agent.D_unverified": D_unverified,
+            **{f"cluster_agent.{k}": v for k, v in prompt_stats.items()},
             "cluster_agent.wall_seconds": time.perf_counter() - started,
             **usage.as_metrics(prefix="cluster_agent.llm."),
             **{f"cluster_agent.seed_{s}.D": o["D"] for s, o in outcomes.items()},
@@ -179,7 +194,10 @@ def run_seed(
 ) -> dict[str, Any]:
     if ctx.progress is not None:
         ctx.progress("cluster_agent criteria", 0, 1)
-    criteria = generate_criteria(corpus.texts, params, runner, seed)
+    if params.criteria is not None:  # the user's criteria: Stage A is skipped
+        criteria = user_criteria(params.criteria)
+    else:
+        criteria = generate_criteria(corpus.texts, params, runner, seed)
     if ctx.progress is not None:
         ctx.progress("cluster_agent criteria", 1, 1)
     iterations = run_iterations(
@@ -188,7 +206,11 @@ def run_seed(
     ok = [it for it in iterations if it.ok]
     # A seed where every iteration failed has no score: NaN (with the reason), not a crash.
     D = sum(it.D for it in ok) / len(ok) if ok else math.nan
-    summary = iteration_summary(iterations, params.K) | {"D": D, "seed": seed}
+    summary = (
+        iteration_summary(iterations, params.K)
+        | answer_stats(iterations, criteria, corpus, params)
+        | {"D": D, "seed": seed}
+    )
     if not ok:
         summary["first_error"] = next((it.error for it in iterations if it.error), "unknown")
     return {"D": D, "summary": summary, "iterations": iterations, "criteria": criteria}
@@ -215,6 +237,68 @@ def iteration_summary(iterations: list[Iteration], K: int) -> dict[str, Any]:
         "valid_clusters": sum(sum(it.valid) for it in ok),
         "invalid_clusters": sum(len(it.valid) - sum(it.valid) for it in ok),
         "repaired_iterations": sum(it.repaired for it in ok),
+    }
+
+
+def user_criteria(given: UserCriteria) -> Criteria:
+    """The ``criteria`` param as the clusterer sees it (names normalised like generated ones)."""
+    return Criteria(
+        metadata=[Criterion("metadata", slugify(c.name), c.definition) for c in given.metadata],
+        metrics=[Criterion("metric", slugify(c.name), c.definition) for c in given.metrics],
+        notes={"generated": False, "user_supplied": True},
+    )
+
+
+def answer_stats(
+    iterations: list[Iteration], criteria: Criteria, corpus: Corpus, params: ClusterAgentParams
+) -> dict[str, Any]:
+    """Truncation of the documents shown to the clusterer, and 1-5 scores the clusterer left out.
+
+    A document is truncated when it is longer than the per-sample character budget (the prompt
+    code cuts it there, marked with "..."). A missing or out-of-range score does not fail an
+    iteration whose partition is valid (D uses only the partition); it is counted here."""
+    chars = params.sample_char_budget()
+    text_of = dict(zip(corpus.ids, corpus.texts, strict=True))
+    shown = [text_of[i] for it in iterations for i in it.sample_ids]
+    truncated = sum(truncate(t, chars) != " ".join(t.split()) for t in shown)
+    names = [c.name for c in criteria.metrics]
+    missing, affected = 0, 0
+    for it in iterations:
+        if not it.ok or it.repaired or it.answer is None:  # a repaired answer kept no scores
+            continue
+        gaps = sum(
+            not _has_score(cluster, name) for cluster in it.answer["clusters"] for name in names
+        )
+        missing, affected = missing + gaps, affected + (gaps > 0)
+    return {
+        "samples_shown": len(shown),
+        "samples_truncated": truncated,
+        "missing_scores": missing,
+        "iterations_with_missing_scores": affected,
+    }
+
+
+def _has_score(cluster: dict[str, Any], name: str) -> bool:
+    scores = cluster.get("scores")
+    entry = scores.get(name) if isinstance(scores, dict) else None
+    value = entry.get("score") if isinstance(entry, dict) else None
+    return not isinstance(value, bool) and value in (1, 2, 3, 4, 5)
+
+
+def pooled_prompt_stats(summaries: list[dict[str, Any]], params: ClusterAgentParams) -> dict:
+    """Over every seed: the per-sample budget and the share of shown documents it truncated,
+    logged with each score so a truncation by the context window is never silent."""
+    shown = sum(s["samples_shown"] for s in summaries)
+    chars = params.sample_char_budget()
+    return {
+        "context_length": params.llm.context_length,
+        "sample_char_budget": chars,
+        "sample_token_budget": int(chars / CHARS_PER_TOKEN),
+        "truncated_share": sum(s["samples_truncated"] for s in summaries) / shown if shown else 0.0,
+        "missing_scores": sum(s["missing_scores"] for s in summaries),
+        "iterations_with_missing_scores": sum(
+            s["iterations_with_missing_scores"] for s in summaries
+        ),
     }
 
 
