@@ -6,11 +6,22 @@ settings are ``preset: paper`` (:data:`PRESETS`); fields given beside a preset o
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from synthdiv.config import LLMConfig, StrictModel
+
+MAX_NAME_CHARS = 40  # a criterion's name: a short slug
+
+
+def slugify(name: str) -> str:
+    """Normalised criterion name: lower snake_case, so 'Subject Domain' and 'subject-domain'
+    merge."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return slug[:MAX_NAME_CHARS].rstrip("_")
+
 
 # The paper's settings (Table 10 row "default"); k is not stated, its example keeps 4. Its judge
 # had a 4096-token context: at K = 10 that leaves each sample ~300-360 characters (the budget and
@@ -52,8 +63,6 @@ class UserCriteria(StrictModel):
 
     @model_validator(mode="after")
     def _usable(self) -> UserCriteria:
-        from synthdiv.metrics.cluster_agent.criteria import slugify  # criteria imports this module
-
         names = [slugify(c.name) for c in self.metadata + self.metrics]
         if not names:
             raise ValueError("criteria: give at least one metadata or metric item")

@@ -12,7 +12,6 @@ definition; both are counted in :attr:`Criteria.notes`, never silent.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -21,7 +20,7 @@ import numpy as np
 
 from synthdiv.llm.base import ChatRequest
 from synthdiv.llm.runner import LLMRunner
-from synthdiv.metrics.cluster_agent.config import ClusterAgentParams
+from synthdiv.metrics.cluster_agent.config import MAX_NAME_CHARS, ClusterAgentParams, slugify
 from synthdiv.metrics.cluster_agent.prompts import load_template, numbered
 
 Kind = Literal["metadata", "metric"]
@@ -41,7 +40,6 @@ KIND_TEXT = {
     ),
 }
 MIN_ITEMS, MAX_ITEMS = 3, 5
-MAX_NAME_CHARS = 40
 # The merge prompt lists at most this many candidate names (most proposed first) and this many
 # definitions per name: M=100 rounds propose hundreds of names, which would overflow the context.
 MAX_MERGE_CANDIDATES = 40
@@ -85,13 +83,6 @@ class Criteria:
             "metrics": [asdict(c) for c in self.metrics],
             "notes": self.notes,
         }
-
-
-def slugify(name: str) -> str:
-    """Normalised criterion name: lower snake_case, so 'Subject Domain' and 'subject-domain'
-    merge."""
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    return slug[:MAX_NAME_CHARS].rstrip("_")
 
 
 def request_seed(seed: int, stage: str, index: int) -> int:
