@@ -24,7 +24,7 @@ from synthdiv.metrics import MetricContext, MetricResult, available, check_selec
 from synthdiv.metrics.base import close_resources
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.report_plots import plot_scores
-from synthdiv.shards import SUCCESS, filesystem, write_json_atomic
+from synthdiv.shards import SUCCESS, filesystem, is_remote, write_json_atomic
 from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
 
 # Metrics that need settings no default can supply (a second LM) are opt-in.
@@ -125,7 +125,7 @@ class ScoreStage(BaseStage):
             n_resamples=cfg.ci_resamples,
             confidence=cfg.confidence,
             work_dir=Path(ctx.output_dir)
-            if "://" not in ctx.output_dir
+            if not is_remote(ctx.output_dir)
             else Path(".synthdiv/work"),
             embeddings=_Embeddings(corpus, cfg.embed, f"{ctx.output_dir}/embeddings"),
             tracker=ctx.tracker,
