@@ -32,6 +32,7 @@ from synthdiv.tracking.journal import (
     journal_dir,
     reachable,
     recover_orphans,
+    shared_journal_root,
 )
 from synthdiv.tracking.tracker import (
     MAX_TAG_CHARS,
@@ -87,15 +88,18 @@ def stage_run(
     }
     all_tags = {k: str(v) for k, v in all_tags.items()}
     run_name = run_name or job_id
+    journal_root = shared_journal_root(runtime.storage_uri if runtime else None)
     try:
         tracker = Tracker(
-            uri, open_run(MlflowClient(uri), uri, experiment, job_id, stage, run_name, all_tags)
+            uri,
+            open_run(MlflowClient(uri), uri, experiment, job_id, stage, run_name, all_tags),
+            journal_root=journal_root,
         )
     except Exception as err:
         if not is_unavailable(err):
             raise
         # The server is away: do the work anyway and journal the run, to be created on replay.
-        tracker = Tracker(uri, f"{OFFLINE_PREFIX}{uuid.uuid4().hex}")
+        tracker = Tracker(uri, f"{OFFLINE_PREFIX}{uuid.uuid4().hex}", journal_root=journal_root)
         tracker.guard.journal.append(
             "open",
             {
@@ -130,16 +134,19 @@ def stage_run(
     finally:
         tracker.end(status)
         if not tracker.online:
-            sync_journal(uri, tracker.journal_id, quiet=True)
+            sync_journal(uri, tracker.journal_id, quiet=True, journal_root=journal_root)
 
 
-def sync_journal(tracking_uri: str, journal_id: str, quiet: bool = False) -> int:
+def sync_journal(
+    tracking_uri: str, journal_id: str, quiet: bool = False, journal_root: str | None = None
+) -> int:
     """Replay one pending journal into MLflow (a run that was never created is created first).
     Returns the number of calls replayed; 0 while the server is still away."""
     if not reachable(tracking_uri):
         return 0
     unopened = journal_id.startswith(OFFLINE_PREFIX)
-    tracker = Tracker(tracking_uri, "unopened" if unopened else journal_id, journal_id=journal_id)
+    run_id = "unopened" if unopened else journal_id
+    tracker = Tracker(tracking_uri, run_id, journal_id=journal_id, journal_root=journal_root)
     try:
         return tracker.guard.flush()
     except Exception:

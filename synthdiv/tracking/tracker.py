@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from synthdiv.config import RuntimeConfig, flatten
 from synthdiv.tracking.identity import TAG_DATASET, open_run
-from synthdiv.tracking.journal import OFFLINE_PREFIX, Guard, Journal, journal_dir
+from synthdiv.tracking.journal import OFFLINE_PREFIX, Guard, journal_dir, open_journal
 
 MAX_PARAM_CHARS = 6000
 MAX_TAG_CHARS = 5000  # under MLflow's limit on a tag value
@@ -50,12 +50,13 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.run_id = run_id
         self.journal_id = journal_id or run_id
-        # resolved where the tracker is made (the driver), so Ray workers journal beside it
+        # resolved where the tracker is made (the driver), so Ray workers journal beside it; a
+        # URI (the job's shared storage) lets the driver replay what workers on other nodes wrote
         self.journal_root = journal_root or str(journal_dir().resolve())
         self._client: MlflowClient | None = None
         self.guard = Guard(
             tracking_uri,
-            Journal(Path(self.journal_root), self.journal_id),
+            open_journal(self.journal_root, self.journal_id),
             self._apply,
             online=not run_id.startswith(OFFLINE_PREFIX),
         )

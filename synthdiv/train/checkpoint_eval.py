@@ -2,7 +2,7 @@
 
 Ray Train runs :func:`evaluate_checkpoint` as its validation function: one Ray task per reported
 checkpoint, with its own resources, so the trainers never wait for lm-eval. The task rebuilds a
-Hugging Face directory from the checkpoint's verified state, runs the configured eval (the same
+Hugging Face directory from the checkpoint's verified weights, runs the configured eval (the same
 harness as ``synthdiv eval``) and logs ``val/<task>.<metric>`` and ``val/avg`` to the training
 run at the checkpoint's step. Ray Train attaches the returned metrics to the checkpoint too.
 """
@@ -42,10 +42,10 @@ def evaluate_checkpoint(
     loop = LoopSpec.model_validate(spec)
     evals: CheckpointEvalSpec = loop.train.eval_checkpoints  # type: ignore[assignment]
     with checkpoint.as_directory() as local:
-        state = checkpoints.load_state(local)  # the marker's hash is checked: never a torn state
+        weights = checkpoints.load_model_state(local)  # verified first: never a torn state
     with tempfile.TemporaryDirectory(prefix="synthdiv-val-") as model_dir:
-        save_hf_directory(model_config(loop), state["model"], tokenizer_dir(loop), model_dir)
-        del state
+        save_hf_directory(model_config(loop), weights, tokenizer_dir(loop), model_dir)
+        del weights
         cfg = EvalConfig.model_validate(evals.eval | {"model": {"path": model_dir}})
         specs = task_specs(cfg)
         report = parse_results(run_harness(cfg, resolve_model(cfg.model), specs), specs)

@@ -13,7 +13,6 @@ import os
 import posixpath
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -140,17 +139,7 @@ def train_worker(config: dict[str, Any]) -> None:
     model = Parallelized(initial_model(spec), train.scale, device)
     optimizer = build_optimizer(model.wrapped.named_parameters(), train.optim)
     scheduler = build_scheduler(optimizer, train.optim, spec.total_steps)
-    start, tokens_seen = 0, 0
-    _ref, state, skipped = checkpoint.latest_loadable(spec.run_root)
-    if rank == 0 and skipped:
-        print(f"[synthdiv] skipped unusable checkpoints: {skipped}")
-    if state is not None:
-        model.load_full_state(optimizer, state["model"], state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        checkpoint.restore_rng(state["rng"])
-        start, tokens_seen = state["step"], state["tokens_seen"]
-        if rank == 0 and tracker is not None:
-            tracker.set_tags({"synthdiv.train.resumed_from_step": start})
+    start, tokens_seen = _resume(spec, model, optimizer, scheduler, rank, tracker)
 
     arrays = load_arrays(spec.data_uri)  # memory-mapped shards (downloaded once from S3)
     sampler = BatchSampler(
@@ -215,18 +204,11 @@ def train_worker(config: dict[str, Any]) -> None:
         ):
             tracker.log_metrics(last, step=done)
         if done % train.checkpoint.every_steps == 0 or done == spec.total_steps:
-            _save_checkpoint(
-                model,
-                optimizer,
-                scheduler,
-                done,
-                tokens_seen,
-                last,
-                rank,
-                validate=train.eval_checkpoints is not None,
-            )
+            trainer_state = {"scheduler": scheduler.state_dict(), "step": done}
+            trainer_state["tokens_seen"] = tokens_seen
+            _save_checkpoint(spec, model, optimizer, trainer_state, last, rank)
 
-    _export_model(spec, model, optimizer, rank)
+    _export_model(spec, model, rank)
 
 
 def log_interval(log_every: int | None, total_steps: int) -> int:
@@ -243,39 +225,65 @@ def _logged_until(tracker: Any) -> int:
         return 0
 
 
-def _save_checkpoint(
+def _resume(
+    spec: LoopSpec,
     model: Parallelized,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    step: int,
-    tokens_seen: int,
+    rank: int,
+    tracker: Any,
+) -> tuple[int, int]:
+    """Load the newest complete checkpoint, if any, into this rank's state (a collective);
+    returns (step, tokens seen)."""
+    ref, skipped = checkpoint.latest_complete(spec.run_root)
+    if rank == 0 and skipped:
+        print(f"[synthdiv] skipped unusable checkpoints: {skipped}")
+    if ref is None:
+        return 0, 0
+    tensors = model.sharded_state(optimizer)
+    trainer_state = checkpoint.load(ref.uri, tensors)
+    model.load_sharded_state(optimizer, tensors)
+    scheduler.load_state_dict(trainer_state["scheduler"])
+    checkpoint.restore_rng(trainer_state["rng"])
+    if rank == 0 and tracker is not None:
+        tracker.set_tags({"synthdiv.train.resumed_from_step": trainer_state["step"]})
+    return trainer_state["step"], trainer_state["tokens_seen"]
+
+
+def _save_checkpoint(
+    spec: LoopSpec,
+    model: Parallelized,
+    optimizer: torch.optim.Optimizer,
+    trainer_state: dict[str, Any],
     metrics: dict[str, float],
     rank: int,
-    validate: bool,
 ) -> None:
+    """Every rank writes its shard straight into the run directory (no local copy, no upload
+    by Ray); rank 0 then reports the finished directory to Ray Train, which keeps
+    ``num_to_keep`` of them and runs checkpoint evals on it."""
     import ray.train
+    from ray.train import CheckpointUploadMode
 
-    model_state, optim_state = model.full_state(optimizer)  # collective
-    report = {**metrics, "step": step, "tokens_seen": tokens_seen}
-    with tempfile.TemporaryDirectory(prefix="synthdiv-ckpt-") as tmp:
-        ckpt = None
-        if rank == 0:
-            state = {
-                "model": model_state,
-                "optimizer": optim_state,
-                "scheduler": scheduler.state_dict(),
-                "rng": checkpoint.rng_state(),
-                "step": step,
-                "tokens_seen": tokens_seen,
-            }
-            checkpoint.write_local(Path(tmp), state, step)
-            ckpt = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(
-            report,
-            checkpoint=ckpt,
-            checkpoint_dir_name=checkpoint.dir_name(step),
-            validation=validate and ckpt is not None,
-        )  # rank 0 holds it
+    report = {**metrics, "step": trainer_state["step"], "tokens_seen": trainer_state["tokens_seen"]}
+    name = checkpoint.dir_name(trainer_state["step"])
+    checkpoint.save(
+        posixpath.join(spec.run_root, name),
+        model.sharded_state(optimizer),
+        {**trainer_state, "rng": checkpoint.rng_state()} if rank == 0 else None,
+    )
+    ckpt = None
+    if rank == 0:
+        storage = ray.train.get_context().get_storage()
+        ckpt = ray.train.Checkpoint(
+            storage.build_checkpoint_path_from_name(name), filesystem=storage.storage_filesystem
+        )
+    ray.train.report(
+        report,
+        checkpoint=ckpt,
+        checkpoint_dir_name=name,
+        checkpoint_upload_mode=CheckpointUploadMode.NO_UPLOAD,
+        validation=spec.train.eval_checkpoints is not None and ckpt is not None,
+    )  # rank 0 holds it
 
 
 def _record_divergence(
@@ -291,13 +299,11 @@ def _record_divergence(
         tracker.set_tags({"synthdiv.train.diverged_at_step": step})
 
 
-def _export_model(
-    spec: LoopSpec, model: Parallelized, optimizer: torch.optim.Optimizer, rank: int
-) -> None:
+def _export_model(spec: LoopSpec, model: Parallelized, rank: int) -> None:
     """The final weights as a Hugging Face directory (+ tokenizer), ``_SUCCESS`` last."""
     from synthdiv.train.model import save_hf_directory
 
-    model_state, _ = model.full_state(optimizer)  # collective
+    model_state = model.full_model_state()  # collective; weights only, no optimizer state
     if rank != 0:
         return
     hf_model = model.wrapped.module if hasattr(model.wrapped, "module") else model.wrapped

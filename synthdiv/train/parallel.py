@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
+    get_model_state_dict,
     get_state_dict,
     set_state_dict,
 )
@@ -95,13 +96,21 @@ class Parallelized:
         """Unsharded model and optimizer state on CPU (a collective: every rank calls it)."""
         return get_state_dict(self.wrapped, optimizer, options=_FULL)
 
-    def load_full_state(
-        self, optimizer: torch.optim.Optimizer, model_state: dict, optim_state: dict
-    ) -> None:
+    def full_model_state(self) -> dict:
+        """Unsharded model weights on CPU, without the optimizer state (a collective)."""
+        return get_model_state_dict(self.wrapped, options=_FULL)
+
+    def sharded_state(self, optimizer: torch.optim.Optimizer) -> dict[str, dict]:
+        """This rank's model and optimizer state as views of the live tensors (FSDP2: DTensor
+        shards; DDP: the replicated tensors), for ``torch.distributed.checkpoint`` to write from
+        or load into: no gathered copy. Optimizer state not yet created is created here."""
+        model_state, optim_state = get_state_dict(self.wrapped, optimizer)
+        return {"model": model_state, "optimizer": optim_state}
+
+    def load_sharded_state(self, optimizer: torch.optim.Optimizer, state: dict[str, dict]) -> None:
         set_state_dict(
             self.wrapped,
             optimizer,
-            model_state_dict=model_state,
-            optim_state_dict=optim_state,
-            options=StateDictOptions(full_state_dict=True),
+            model_state_dict=state["model"],
+            optim_state_dict=state["optimizer"],
         )

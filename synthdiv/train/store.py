@@ -5,9 +5,11 @@ A token store is a directory of sharded arrays: ``<array>-<index:05d>.npy`` (``i
 then ``meta.json``, the tokenizer under ``tokenizer/`` and ``_SUCCESS`` last, which lists the
 arrays and every shard's row count. Pretraining writes many shards from Ray workers; SFT writes
 one. Both are read by :func:`load_arrays`: a global row maps to (shard, offset) through the
-counts in ``_SUCCESS``. The sampler maps (step, rank, micro batch) to global rows with a seeded
-permutation per epoch, so the data position is just the step counter: resuming at step s replays
-exactly what an uninterrupted run would have read.
+counts in ``_SUCCESS``; a remote store's shard is downloaded only when a worker first reads one of
+its rows, so step 0 waits for the shards of one batch, not for the whole store. The sampler maps
+(step, rank, micro batch) to global rows with a seeded permutation per epoch, so the data position
+is just the step counter: resuming at step s replays exactly what an uninterrupted run would have
+read.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import posixpath
 import tempfile
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -132,10 +135,11 @@ class ShardedRows:
     """The rows of one array across its shards, indexed like one (n_rows, seq_len) array.
 
     Shards are memory-mapped on first use and kept in a small LRU, so a store with thousands of
-    shards neither opens them all nor reads any into memory."""
+    shards neither opens them all nor reads any into memory. ``path_of(i)`` gives shard i's local
+    file (and downloads it first, for a remote store)."""
 
-    def __init__(self, paths: list[Path], counts: list[int]):
-        self.paths = paths
+    def __init__(self, path_of: Callable[[int], Path], counts: list[int]):
+        self.path_of = path_of
         self.starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         self._open: OrderedDict[int, np.ndarray] = OrderedDict()
 
@@ -154,7 +158,7 @@ class ShardedRows:
         if index in self._open:
             self._open.move_to_end(index)
         else:
-            self._open[index] = np.load(self.paths[index], mmap_mode="r")
+            self._open[index] = np.load(self.path_of(index), mmap_mode="r")
             if len(self._open) > MAX_OPEN_SHARDS:
                 self._open.popitem(last=False)
         return self._open[index]
@@ -179,42 +183,50 @@ class ShardedRows:
 
 
 def load_arrays(uri: str, cache_dir: str | None = None) -> dict[str, ShardedRows]:
-    """The store's arrays by name. Local shards are memory-mapped in place; remote ones are
-    downloaded once into ``cache_dir`` (default: a per-store dir under ``~/.cache/synthdiv``)
-    and memory-mapped from there."""
+    """The store's arrays by name. Local shards are memory-mapped in place; a remote shard is
+    downloaded into ``cache_dir`` (default: a per-store dir under ``~/.cache/synthdiv``) when a
+    row of it is first read, once per node, and memory-mapped from there."""
     listing = read_listing(uri)
-    root = (
-        Path(uri.removeprefix("file://"))
-        if _is_local(uri)
-        else _download_shards(uri, listing, cache_dir)
-    )
     counts = [s["rows"] for s in listing["shards"]]
+    indices = [s["index"] for s in listing["shards"]]
+    if _is_local(uri):
+        root = Path(uri.removeprefix("file://"))
+        return {
+            name: ShardedRows(lambda i, n=name: root / shard_name(n, indices[i]), counts)
+            for name in listing["arrays"]
+        }
+    cache = _ShardCache(uri, listing, cache_dir)
     return {
-        name: ShardedRows([root / shard_name(name, s["index"]) for s in listing["shards"]], counts)
+        name: ShardedRows(lambda i, n=name: cache.get(shard_name(n, indices[i])), counts)
         for name in listing["arrays"]
     }
 
 
-def _download_shards(uri: str, listing: dict[str, Any], cache_dir: str | None) -> Path:
-    from synthdiv.models import cache_root
+class _ShardCache:
+    """Shards of a remote store, each downloaded on first use into a node-local directory."""
 
-    local = (
-        Path(cache_dir)
-        if cache_dir
-        else cache_root() / "token-stores" / stable_digest([uri, listing])[:16]
-    )
-    local.mkdir(parents=True, exist_ok=True)
-    fs, root = filesystem(uri)
-    with open(local / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # workers on one node download each shard once
-        for name in listing["arrays"]:
-            for shard in listing["shards"]:
-                target = local / shard_name(name, shard["index"])
-                if not target.exists():  # renamed into place only when complete
-                    tmp = local / f".tmp-{target.name}"
-                    fs.get(posixpath.join(root, target.name), str(tmp))
-                    os.replace(tmp, target)
-    return local
+    def __init__(self, uri: str, listing: dict[str, Any], cache_dir: str | None):
+        from synthdiv.models import cache_root
+
+        self.local = (
+            Path(cache_dir)
+            if cache_dir
+            else cache_root() / "token-stores" / stable_digest([uri, listing])[:16]
+        )
+        self.local.mkdir(parents=True, exist_ok=True)
+        self.fs, self.root = filesystem(uri)
+
+    def get(self, name: str) -> Path:
+        target = self.local / name
+        if target.exists():  # renamed into place only when complete
+            return target
+        with open(self.local / f".lock-{name}", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # workers on one node download each shard once
+            if not target.exists():
+                tmp = self.local / f".tmp-{name}"
+                self.fs.get(posixpath.join(self.root, name), str(tmp))
+                os.replace(tmp, target)
+        return target
 
 
 def localize(uri: str, cache_dir: str | None = None) -> Path:

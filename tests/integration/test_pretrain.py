@@ -97,7 +97,7 @@ def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus
     # A torn checkpoint newer than the last good one must be skipped on relaunch.
     torn = Path(first.outputs["checkpoints"]) / "step_00000007"
     torn.mkdir()
-    (torn / "state.pt").write_bytes(b"half a checkpoint")
+    (torn / "__0_0.distcp").write_bytes(b"half a shard")  # no .metadata, no marker
     longer = config(
         runtime.model_copy(update={"job_id": "pretrain-resume"}),
         corpus,

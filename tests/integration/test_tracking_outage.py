@@ -131,3 +131,54 @@ def _job_digest(runtime: RuntimeConfig) -> str:
     from synthdiv.config import config_digest
 
     return config_digest(_Cfg(runtime=runtime))
+
+
+_OTHER_NODE = """
+import pickle, sys
+from synthdiv.tracking import Tracker
+driver = pickle.loads(open(sys.argv[1], "rb").read())  # as Ray ships it to a worker
+# this node cannot reach the server: its calls go to the journal
+worker = Tracker("http://127.0.0.1:9", driver.run_id, driver.journal_id, driver.journal_root)
+worker.log_metrics({"train/loss": 2.5}, step=7)
+worker.set_tags({"synthdiv.train.resumed_from_step": "6"})
+"""
+
+
+def test_the_driver_replays_what_a_worker_on_another_node_journaled(server, s3_bucket, tmp_path):
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    import s3fs
+
+    runtime = RuntimeConfig(
+        tracking_uri=server.uri, experiment="shared", storage_uri=f"{s3_bucket}/runs"
+    )
+    with stage_run("pretrain", _Cfg(runtime=runtime), runtime) as driver:
+        assert driver.journal_root == f"{s3_bucket}/runs/.synthdiv/tracking_gaps"
+        (tmp_path / "tracker.pkl").write_bytes(pickle.dumps(driver))
+        node = tmp_path / "node2"  # another machine: its own working dir and local journal dir
+        node.mkdir()
+        env = {**os.environ, "SYNTHDIV_TRACKING_JOURNAL": str(node / "journal")}
+        done = subprocess.run(
+            [sys.executable, "-c", _OTHER_NODE, str(tmp_path / "tracker.pkl")],
+            cwd=node,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        fs = s3fs.S3FileSystem(skip_instance_cache=True)
+        shared = f"{driver.journal_root}/{driver.run_id}.d"
+        assert len(fs.ls(shared)) == 2 and not (node / "journal").exists()
+        driver.log_metrics({"train/loss": 2.0}, step=8)  # the driver replays the journal first
+        fs.invalidate_cache()
+        assert fs.find(shared) == []
+    client, run = _only_run(server.uri, "shared")
+    loss = client.get_metric_history(run.info.run_id, "train/loss")
+    history = sorted((m.step, m.value) for m in loss)
+    assert history == [(7, 2.5), (8, 2.0)]
+    assert run.data.tags["synthdiv.train.resumed_from_step"] == "6"
+    assert run.data.tags[journal_mod.GAP_TAG] == "2"

@@ -213,22 +213,36 @@ def test_a_rerun_writes_only_the_unfinished_shard(corpora, tokenizer, tmp_path, 
     assert shard_digests(uri) != digests and other["digest"] == first["digest"]
 
 
-def test_store_on_s3_is_downloaded_once_and_memory_mapped(
+def test_a_worker_downloads_only_the_shards_it_reads_from_s3_once(
     s3_bucket, ray_local, corpora, tokenizer, tmp_path
 ):
     import s3fs
+
+    from synthdiv.train.store import BatchSampler
 
     s3fs.S3FileSystem.clear_instance_cache()  # this module's moto endpoint, not a cached one
     uri = f"{s3_bucket}/stores/mix"
     summary = prepare_pretrain_store(
         data_config(corpora, tokenize_with_ray=False), tokenizer, SEED, uri, "r"
     )
+    assert summary["shards"] >= 3
     cache = tmp_path / "cache"
     rows = load_arrays(uri, cache_dir=str(cache))["input_ids"]
-    assert len(rows) == summary["rows"]
-    assert isinstance(rows.shard(0), np.memmap)
+    assert len(rows) == summary["rows"] and not list(cache.glob("input_ids-*"))  # nothing yet
+
+    # Rank 1 of 2, first micro batch: only the shards holding those rows come down.
+    sampler = BatchSampler(len(rows), 4, 2, 2, 1, SEED)
+    wanted = sampler.rows(0, 0)
+    batch = rows[wanted]
+    needed = {f"input_ids-{s:05d}.npy" for s in np.unique(rows.locate(wanted)[0])}
+    assert {p.name for p in cache.glob("input_ids-*")} == needed
+    assert len(needed) < summary["shards"]
+    assert isinstance(rows.shard(int(rows.locate(wanted)[0][0])), np.memmap)
+
     stamps = {p.name: p.stat().st_mtime_ns for p in cache.glob("input_ids-*")}
-    assert len(stamps) == summary["shards"]
     again = load_arrays(uri, cache_dir=str(cache))["input_ids"]  # a restarted worker
+    assert np.array_equal(again[wanted], batch)
     assert {p.name: p.stat().st_mtime_ns for p in cache.glob("input_ids-*")} == stamps
-    assert np.array_equal(np.asarray(again), np.asarray(rows))
+    local = tmp_path / "local-copy"
+    s3fs.S3FileSystem().get(uri.removeprefix("s3://") + "/", str(local) + "/", recursive=True)
+    assert np.array_equal(np.asarray(again), np.asarray(load_arrays(str(local))["input_ids"]))
