@@ -25,7 +25,7 @@ from tests.deploy import mlflow_load
 from tests.deploy.mlflow_chart import ChartMlflow, start
 
 WRITERS = 16
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
 
