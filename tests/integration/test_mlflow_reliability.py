@@ -52,15 +52,13 @@ def test_concurrent_writers_lose_nothing(server: ChartMlflow) -> None:
     exp_id = created.json()["experiment_id"]
     start_at = time.time() + 20  # after every process has imported mlflow
     args = [(server.uri, user, password, exp_id, w, start_at) for w in range(WRITERS)]
-    began = time.monotonic()
     with multiprocessing.get_context("spawn").Pool(WRITERS) as pool:
         results = pool.starmap(mlflow_load.write, args)
-    wall = time.monotonic() - max(0.0, start_at - time.time()) - began
     calls = sum(r[1] for r in results)
     failures = sum(r[2] for r in results)
     print(
         f"\n{WRITERS} writers: {calls} calls, {failures} failed, "
-        f"slowest writer {max(r[3] for r in results):.1f} s, wall {wall:.1f} s"
+        f"slowest writer {max(r[3] for r in results):.1f} s (all started together)"
     )
     assert failures == 0 and all(r[0] for r in results)
     assert calls == WRITERS * (1 + mlflow_load.PARAMS + mlflow_load.STEPS + 2)
