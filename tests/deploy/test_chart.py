@@ -145,12 +145,23 @@ def test_credentials_only_from_secrets(rendered: dict, values: str) -> None:
 
 def test_external_values_reference_user_secrets(rendered: dict) -> None:
     kinds = {o["kind"] for o in rendered["external"]}
-    assert "Secret" not in kinds and "StatefulSet" not in kinds  # nothing stateful in-release
+    assert "StatefulSet" not in kinds  # nothing stateful in-release
+    # The only generated Secret is the MLflow server's own Flask key: no credential to an
+    # external system is invented by the chart.
+    secrets = [o["metadata"]["name"] for o in rendered["external"] if o["kind"] == "Secret"]
+    assert secrets == ["rel-synthdiv-mlflow-flask"]
     mlflow = next(o for o in rendered["external"] if o["kind"] == "Deployment")
     env = {e["name"]: e for e in mlflow["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "synthdiv-db"
     assert "sslmode=verify-full" in env["MLFLOW_BACKEND_STORE_URI"]["value"]
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "synthdiv-s3"
+    job = next(o for o in ray_objects(rendered["external"]) if o["kind"] == "RayJob")
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in head["env"]}
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "synthdiv-s3-job"
+    assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == (
+        "synthdiv-mlflow-job"
+    )
 
 
 def test_mlflow_server_flags(rendered: dict) -> None:

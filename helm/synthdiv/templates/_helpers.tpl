@@ -37,6 +37,19 @@ app.kubernetes.io/component: {{ .component }}
 {{ include "synthdiv.fullname" . }}-client: "true"
 {{- end -}}
 
+{{/* The KubeRay operator's pod labels: `ray.dashboard.networkPolicy.operator.podLabels`, else
+     the official chart's: name (nameOverride, default kuberay-operator), plus the release when
+     the operator is this release's subchart. */}}
+{{- define "synthdiv.operatorPodLabels" -}}
+{{- $operator := .Values.ray.dashboard.networkPolicy.operator -}}
+{{- $subchart := index .Values "kuberay-operator" -}}
+{{- $labels := dict "app.kubernetes.io/name" ($subchart.nameOverride | default "kuberay-operator") -}}
+{{- if and $subchart.enabled (not $operator.namespace) -}}
+{{- $_ := set $labels "app.kubernetes.io/instance" .Release.Name -}}
+{{- end -}}
+{{- $operator.podLabels | default $labels | toYaml -}}
+{{- end -}}
+
 {{- define "synthdiv.podSecurityContext" -}}
 {{ toYaml .Values.podSecurityContext }}
 {{- end -}}
@@ -80,6 +93,51 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* What jobs use: a non-admin MLflow user and an S3 identity limited to the bucket. */}}
+{{- define "synthdiv.mlflowJobSecret" -}}
+{{- .Values.mlflow.auth.jobExistingSecret | default (printf "%s-mlflow-job" (include "synthdiv.fullname" .)) -}}
+{{- end -}}
+
+{{- define "synthdiv.s3JobSecret" -}}
+{{- if .Values.objectStore.inCluster.enabled -}}
+{{- .Values.objectStore.jobExistingSecret | default (printf "%s-s3-job" (include "synthdiv.fullname" .)) -}}
+{{- else -}}
+{{- .Values.objectStore.jobExistingSecret | default (include "synthdiv.s3Secret" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "synthdiv.flaskSecret" -}}
+{{- printf "%s-mlflow-flask" (include "synthdiv.fullname" .) -}}
+{{- end -}}
+
+{{/* Service accounts of Ray pods: the head's holds the autoscaler Role when autoscaling is on. */}}
+{{- define "synthdiv.raySA" -}}
+{{- printf "%s-ray" (include "synthdiv.fullname" .) -}}
+{{- end -}}
+
+{{- define "synthdiv.rayHeadSA" -}}
+{{- if .Values.ray.autoscaling.enabled -}}
+{{- printf "%s-ray-head" (include "synthdiv.fullname" .) -}}
+{{- else -}}
+{{- include "synthdiv.raySA" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secrets Ray pods may reference (the admission policy allows only these). */}}
+{{- define "synthdiv.raySecrets" -}}
+{{- $out := list (include "synthdiv.s3JobSecret" .) -}}
+{{- if .Values.mlflow.enabled }}{{ $out = append $out (include "synthdiv.mlflowJobSecret" .) }}{{ end -}}
+{{- if .Values.ray.auth.enabled }}{{ $out = append $out (include "synthdiv.rayTokenSecret" .) }}{{ end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* Generated Secrets and the bucket's PVC outlive `helm uninstall`: a reinstall must find the
+     passwords the kept database and stored users were created with. */}}
+{{- define "synthdiv.keep" -}}
+annotations:
+  helm.sh/resource-policy: keep
+{{- end -}}
+
 {{- define "synthdiv.rayTokenSecret" -}}
 {{- .Values.ray.auth.existingSecret | default (printf "%s-ray-token" (include "synthdiv.fullname" .)) -}}
 {{- end -}}
@@ -100,15 +158,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* S3 credentials + endpoint as container env. */}}
-{{- define "synthdiv.s3Env" -}}
+{{/* S3 credentials + endpoint as container env. (dict "ctx" $ "secret" name) */}}
+{{- define "synthdiv.s3EnvFrom" -}}
+{{- $ctx := .ctx -}}
 - name: AWS_ACCESS_KEY_ID
-  valueFrom: {secretKeyRef: {name: {{ include "synthdiv.s3Secret" . }}, key: AWS_ACCESS_KEY_ID}}
+  valueFrom: {secretKeyRef: {name: {{ .secret }}, key: AWS_ACCESS_KEY_ID}}
 - name: AWS_SECRET_ACCESS_KEY
-  valueFrom: {secretKeyRef: {name: {{ include "synthdiv.s3Secret" . }}, key: AWS_SECRET_ACCESS_KEY}}
+  valueFrom: {secretKeyRef: {name: {{ .secret }}, key: AWS_SECRET_ACCESS_KEY}}
 - name: AWS_DEFAULT_REGION
-  value: {{ .Values.objectStore.region | quote }}
-{{- with include "synthdiv.s3Endpoint" . }}
+  value: {{ $ctx.Values.objectStore.region | quote }}
+{{- with include "synthdiv.s3Endpoint" $ctx }}
 - name: AWS_ENDPOINT_URL
   value: {{ . | quote }}
 - name: MLFLOW_S3_ENDPOINT_URL
@@ -116,17 +175,22 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
-{{/* Env of every Ray container: MLflow URI + credentials, S3, offline hub. */}}
+{{/* The admin S3 identity (MLflow server, bucket creation). */}}
+{{- define "synthdiv.s3Env" -}}
+{{ include "synthdiv.s3EnvFrom" (dict "ctx" . "secret" (include "synthdiv.s3Secret" .)) }}
+{{- end -}}
+
+{{/* Env of every Ray container: MLflow URI + the jobs' (non-admin) credentials, S3, offline hub. */}}
 {{- define "synthdiv.rayEnv" -}}
 - name: MLFLOW_TRACKING_URI
   value: {{ include "synthdiv.trackingUri" . | quote }}
 {{- if .Values.mlflow.enabled }}
 - name: MLFLOW_TRACKING_USERNAME
-  valueFrom: {secretKeyRef: {name: {{ include "synthdiv.mlflowAuthSecret" . }}, key: username}}
+  valueFrom: {secretKeyRef: {name: {{ include "synthdiv.mlflowJobSecret" . }}, key: username}}
 - name: MLFLOW_TRACKING_PASSWORD
-  valueFrom: {secretKeyRef: {name: {{ include "synthdiv.mlflowAuthSecret" . }}, key: password}}
+  valueFrom: {secretKeyRef: {name: {{ include "synthdiv.mlflowJobSecret" . }}, key: password}}
 {{- end }}
-{{ include "synthdiv.s3Env" . }}
+{{ include "synthdiv.s3EnvFrom" (dict "ctx" . "secret" (include "synthdiv.s3JobSecret" .)) }}
 - name: HF_HOME
   value: {{ printf "%s/hf" .Values.dataVolume.mountPath | quote }}
 - name: HF_HUB_OFFLINE
@@ -140,6 +204,8 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Volumes and mounts of every Ray pod. */}}
 {{- define "synthdiv.rayVolumes" -}}
+{{- $ctx := .ctx -}}
+{{- with $ctx -}}
 - name: tmp
   emptyDir: {sizeLimit: {{ .Values.tmpSizeLimit }}}
 - name: dshm
@@ -148,6 +214,17 @@ app.kubernetes.io/component: {{ .component }}
 - name: data
   persistentVolumeClaim:
     claimName: {{ .Values.dataVolume.existingClaim | default (printf "%s-data" (include "synthdiv.fullname" .)) }}
+{{- end }}
+{{- end }}
+{{- if and (eq $.role "head") $ctx.Values.ray.autoscaling.enabled }}
+{{- /* The pod mounts no token (automountServiceAccountToken: false); only the autoscaler
+     container mounts this one (autoscalerOptions.volumeMounts), where client libraries look. */}}
+- name: autoscaler-token
+  projected:
+    sources:
+      - serviceAccountToken: {path: token, expirationSeconds: 3600}
+      - configMap: {name: kube-root-ca.crt, items: [{key: ca.crt, path: ca.crt}]}
+      - downwardAPI: {items: [{path: namespace, fieldRef: {fieldPath: metadata.namespace}}]}
 {{- end }}
 {{- end -}}
 
@@ -168,7 +245,7 @@ metadata:
     {{- include "synthdiv.selectorLabels" (dict "ctx" $ctx "component" "ray") | nindent 4 }}
     {{- include "synthdiv.clientLabel" $ctx | nindent 4 }}
 spec:
-  serviceAccountName: {{ include "synthdiv.fullname" $ctx }}-ray
+  serviceAccountName: {{ eq .role "head" | ternary (include "synthdiv.rayHeadSA" $ctx) (include "synthdiv.raySA" $ctx) }}
   automountServiceAccountToken: false
   securityContext:
     {{- include "synthdiv.podSecurityContext" $ctx | nindent 4 }}
@@ -209,7 +286,7 @@ spec:
       volumeMounts:
         {{- include "synthdiv.rayVolumeMounts" $ctx | nindent 8 }}
   volumes:
-    {{- include "synthdiv.rayVolumes" $ctx | nindent 4 }}
+    {{- include "synthdiv.rayVolumes" (dict "ctx" $ctx "role" .role) | nindent 4 }}
 {{- end -}}
 
 {{/* A RayClusterSpec. (dict "ctx" $ "workerGroups" list) */}}
@@ -234,6 +311,7 @@ autoscalerOptions:
     {{- include "synthdiv.containerSecurityContext" $ctx | nindent 4 }}
   volumeMounts:
     - {name: tmp, mountPath: /tmp}
+    - {name: autoscaler-token, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}
 {{- end }}
 headGroupSpec:
   rayStartParams:
@@ -242,6 +320,9 @@ headGroupSpec:
     {{- include "synthdiv.rayPodTemplate" (dict "ctx" $ctx "role" "head" "group" $v.ray.head) | nindent 4 }}
 workerGroupSpecs:
 {{- range .workerGroups }}
+{{- if gt (int .minReplicas) (int .maxReplicas) }}
+{{- fail (printf "ray worker group %q: minReplicas (%d) > maxReplicas (%d)" .name (int .minReplicas) (int .maxReplicas)) }}
+{{- end }}
   - groupName: {{ .name }}
     replicas: {{ .replicas }}
     minReplicas: {{ .minReplicas }}
@@ -304,7 +385,7 @@ metadata:
     {{- include "synthdiv.clientLabel" . | nindent 4 }}
 spec:
   restartPolicy: Never
-  serviceAccountName: {{ include "synthdiv.fullname" . }}-ray
+  serviceAccountName: {{ include "synthdiv.raySA" . }}
   automountServiceAccountToken: false
   securityContext:
     {{- include "synthdiv.podSecurityContext" . | nindent 4 }}
