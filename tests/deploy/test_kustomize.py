@@ -54,3 +54,18 @@ def test_gpu_overlay_objects_are_valid_and_locked_down(gpu_overlay: list[dict], 
             assert spec["securityContext"]["runAsNonRoot"] is True, where
             for c in spec["containers"]:
                 assert c["securityContext"]["capabilities"]["drop"] == ["ALL"], where
+
+
+def test_k8s_readme_creates_every_secret_the_chart_generates(rendered) -> None:
+    """k8s/base ships no Secrets (the chart makes them random): the README's commands must create
+    every one the workloads reference, with the same keys."""
+    readme = (REPO / "k8s" / "README.md").read_text()
+    secrets = [o for o in rendered["default"] if o["kind"] == "Secret"]
+    assert secrets
+    for secret in secrets:
+        name = secret["metadata"]["name"].removeprefix("rel-")  # release "synthdiv" drops it
+        assert f"secret {name} " in readme, name
+        line = next(ln for ln in readme.splitlines() if f"secret {name} " in ln)
+        block = readme[readme.index(line) :].split("\nsecret ", 1)[0]
+        for key in secret["data"]:
+            assert f"{key}=" in block, (name, key)
