@@ -23,8 +23,8 @@ CHARS_PER_TOKEN = 3.0
 class TokenBudgets(StrictModel):
     """``max_tokens`` of each call kind. Clustering answers grow with K and the criteria count."""
 
-    criteria: int = Field(700, gt=0)
-    merge: int = Field(500, gt=0)
+    criteria: int = Field(1600, gt=0)  # up to 10 definitions of max_definition_chars
+    merge: int = Field(700, gt=0)
     guidance: int = Field(120, gt=0)
     clustering: int = Field(1800, gt=0)
     verification: int = Field(700, gt=0)
