@@ -24,7 +24,7 @@ from synthdiv.tracking import stage_run
 K = 3
 # Tiny on purpose: ~9 calls, short bounded texts (a loaded 2-core machine runs ~2-100 tok/s).
 PARAMS = {
-    "K": K, "N": 2, "M": 1, "J": 2, "k": 1, "max_reason_chars": 24, "max_definition_chars": 48,
+    "K": K, "N": 2, "M": 1, "J": 2, "k": 1, "max_reason_chars": 24, "max_definition_chars": 24,
     "repair_partitions": True,
     "max_tokens": {"criteria": 400, "merge": 150, "guidance": 60, "clustering": 400,
                    "verification": 200},
