@@ -5,8 +5,13 @@ stage builds such corpora from labelled text and reports, per metric, Spearman's
 metric and the known order, sign-corrected by the metric's direction (+1 = ranks perfectly):
 
 - ``topics``: equal-size corpora drawn from 1, 2, 4, … labels (more labels = more diverse);
-- ``duplication``: a fixed corpus in which a growing fraction of the documents is replaced by
-  copies of the rest (more copies = less diverse).
+- ``duplication`` / ``near_duplicates``: a fixed corpus in which a growing fraction of the
+  documents is replaced by exact / word-edited copies of the rest (more copies = less diverse);
+- ``mixture``: a fixed label count in unequal shares (known order: the mixture's entropy);
+- controls, whose diversity is fixed while a nuisance grows: ``length`` (documents cut shorter)
+  and ``injection`` (prompt-injection canaries). Their rho says how much a metric follows the
+  nuisance (0 is ideal), with the shift in the metric's own CI widths and, for an LLM judge, the
+  share of answers that obeyed the canary (:mod:`synthdiv.validation_stats`).
 
 Every series is rebuilt ``repeats`` times with different seeds; the points of all repeats are
 pooled and rho gets a paired-bootstrap interval (:func:`synthdiv.analysis.correlate`). Values are
@@ -28,7 +33,6 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from synthdiv.analysis import correlate
 from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
 from synthdiv.embed import EmbedConfig, embed_corpus, resolve_model_path
@@ -43,9 +47,15 @@ from synthdiv.validation_corpora import (
     default_topic_levels,
     duplication_series,
     group_by_label,
+    injection_series,
+    length_series,
+    mixture_series,
+    near_duplicate_series,
     topic_series,
 )
 from synthdiv.validation_report import write_report
+from synthdiv.validation_stats import below_min_rho, control_rows, one_cluster_share
+from synthdiv.validation_stats import correlation_rows as _correlations
 
 LOCAL_EMBED_MAX_DOCS = 5000
 # Cheap enough to run on every built corpus of every repeat on a laptop. Model-based metrics,
@@ -71,12 +81,38 @@ class ValidateMetricsConfig(StrictModel):
         default_factory=default_metrics,
         description="metric name → params (see `synthdiv metrics`).",
     )
-    series: list[Series] = Field(default_factory=lambda: ["topics", "duplication"], min_length=1)
+    series: list[Series] = Field(
+        default_factory=lambda: [
+            "topics", "duplication", "near_duplicates", "mixture", "length", "injection"
+        ],
+        min_length=1,
+        description="Series to build (docs/validate_metrics.md says what each isolates).",
+    )  # fmt: skip
     topic_levels: list[int] | None = Field(
         None, description="Label counts of the topics series; None = 1, 2, 4, … up to all labels."
     )
     duplication_levels: list[float] = Field(
         default_factory=lambda: [0.0, 0.25, 0.5, 0.75], description="Fractions of copied documents."
+    )
+    near_duplicate_levels: list[float] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75],
+        description="Fractions of documents replaced by word-edited copies.",
+    )
+    near_duplicate_edit_rate: float = Field(
+        0.15, gt=0, le=1, description="Chance that each word of a copy is edited."
+    )
+    mixture_labels: int = Field(4, ge=2, description="Labels in every mixture-series corpus.")
+    mixture_levels: list[float] = Field(
+        default_factory=lambda: [0.25, 0.4, 0.55, 0.7, 0.85],
+        description="Share of the dominant label (the others split the rest evenly).",
+    )
+    length_levels: list[float] = Field(
+        default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
+        description="Fraction of each document's words kept (length control).",
+    )
+    injection_levels: list[float] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 1.0],
+        description="Share of documents carrying a prompt-injection canary.",
     )
     corpus_size: int = Field(20, ge=4, description="Documents in every built corpus.")
     repeats: int = Field(3, ge=1, description="Rebuilds of each series with new seeds.")
@@ -111,11 +147,18 @@ class ValidateMetricsConfig(StrictModel):
     def _known_metrics(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return check_selection(value)
 
-    @field_validator("duplication_levels")
+    @field_validator("duplication_levels", "near_duplicate_levels")
     @classmethod
     def _fractions(cls, value: list[float]) -> list[float]:
         if len(value) < 2 or any(not 0 <= v < 1 for v in value):
             raise ValueError("give at least two duplication fractions in [0, 1)")
+        return sorted(set(value))
+
+    @field_validator("mixture_levels", "length_levels", "injection_levels")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if len(set(value)) < 2 or any(not 0 <= v <= 1 for v in value):
+            raise ValueError("give at least two distinct shares in [0, 1]")
         return sorted(set(value))
 
 
@@ -128,30 +171,59 @@ def build_corpora(
     if "topics" in cfg.series:
         levels = cfg.topic_levels or default_topic_levels(len(groups))
         built += topic_series(corpus, groups, levels, cfg.corpus_size, rng, repeat)
+    size = cfg.corpus_size
     if "duplication" in cfg.series:
-        built += duplication_series(
-            corpus, groups, cfg.duplication_levels, cfg.corpus_size, rng, repeat
+        built += duplication_series(corpus, groups, cfg.duplication_levels, size, rng, repeat)
+    if "near_duplicates" in cfg.series:
+        built += near_duplicate_series(
+            corpus, groups, cfg.near_duplicate_levels, size, cfg.near_duplicate_edit_rate, rng,
+            repeat,
+        )  # fmt: skip
+    if "mixture" in cfg.series:
+        built += mixture_series(
+            corpus, groups, cfg.mixture_labels, cfg.mixture_levels, size, rng, repeat
         )
+    if "length" in cfg.series:
+        built += length_series(corpus, groups, cfg.length_levels, size, rng, repeat)
+    if "injection" in cfg.series:
+        built += injection_series(corpus, groups, cfg.injection_levels, size, rng, repeat)
     return built
 
 
 # -- embeddings for every built corpus, from one pass over the labelled set ----------------------
 class TextEmbeddings:
     """Embeds the labelled corpus once, on first use; serves any corpus built from it by text,
-    so copies (new ids, same text) reuse their original's vector. ``local`` encodes in this
-    process; otherwise the Ray Data pipeline writes resumable shards under ``out_uri``."""
+    so copies (new ids, same text) reuse their original's vector. Texts the builders made (edited
+    copies, cut documents, canaries) are encoded once, on first use, in one batch per call:
+    :meth:`expect` queues a repeat's texts so that batch holds all of them. ``local`` encodes in
+    this process; otherwise the Ray Data pipeline writes resumable shards under ``out_uri``."""
 
     def __init__(self, corpus: Corpus, cfg: EmbedConfig, out_uri: str, local: bool):
         self.corpus, self.cfg, self.out_uri, self.local = corpus, cfg, out_uri, local
-        self._row: dict[str, int] | None = None
+        self._row: dict[str, int] = {}
         self._vectors: np.ndarray | None = None
+        self._pending: dict[str, None] = {}
+
+    def expect(self, texts: list[str]) -> None:
+        self._pending.update(dict.fromkeys(texts))
 
     def __call__(self, subset: Corpus) -> np.ndarray:
         if self._vectors is None:
-            encode = encode_locally if self.local else embed_corpus
-            self._vectors = encode(self.corpus, self.cfg, self.out_uri)
+            self._vectors = self._encode(self.corpus, self.out_uri)
             self._row = {text: i for i, text in enumerate(self.corpus.texts)}
+        self.expect(subset.texts)
+        new = [t for t in self._pending if t not in self._row]
+        self._pending = {}
+        if new:
+            ids = [f"t{len(self._row) + i}" for i in range(len(new))]
+            extra = Corpus(ids, new)
+            vectors = self._encode(extra, f"{self.out_uri}/built/{extra.digest[:16]}")
+            self._row |= {t: len(self._vectors) + i for i, t in enumerate(new)}
+            self._vectors = np.concatenate([self._vectors, vectors])
         return self._vectors[[self._row[t] for t in subset.texts]]
+
+    def _encode(self, corpus: Corpus, out_uri: str) -> np.ndarray:
+        return (encode_locally if self.local else embed_corpus)(corpus, self.cfg, out_uri)
 
 
 def encode_locally(corpus: Corpus, cfg: EmbedConfig, out_uri: str | None = None) -> np.ndarray:
@@ -205,6 +277,7 @@ class ValidateMetricsStage(BaseStage):
                 self.progress("repeats", repeat, cfg.repeats)
                 if not shards.is_done(repeat):
                     built = build_corpora(corpus, groups, cfg, repeat)
+                    embeddings.expect([t for b in built for t in b.corpus.texts])
                     fresh = [value_row(b, name, params, cfg, local, embeddings, resources)
                              for b in built for name, params in cfg.metrics.items()]  # fmt: skip
                     shards.write(
@@ -218,7 +291,8 @@ class ValidateMetricsStage(BaseStage):
             close_resources(resources)
         shards.mark_complete({"repeats": cfg.repeats})
         correlations = correlation_rows(rows, cfg)
-        report_dir = write_report(correlations, rows, local / "report")
+        controls = control_rows(rows, directions(cfg), list(cfg.series))
+        report_dir = write_report(correlations, rows, local / "report", controls)
         failed = sum(1 for r in rows if r["error"])
         return StageResult(
             metrics={
@@ -226,11 +300,22 @@ class ValidateMetricsStage(BaseStage):
                 for c in correlations
                 if c["rho"] is not None
             }
+            | {
+                f"shift_ci_widths.{c['metric']}.{c['series']}": c["shift_ci_widths"]
+                for c in controls
+                if c["shift_ci_widths"] is not None
+            }
+            | {
+                f"one_cluster_share.{c['metric']}.{c['series']}_{end}": c[f"one_cluster_{end}"]
+                for c in controls
+                for end in ("low", "high")
+                if c.get(f"one_cluster_{end}") is not None
+            }
             | {"validate.values": len(rows), "validate.failed_values": failed},
-            tables={"rank_correlation": correlations, "values": rows},
+            tables={"rank_correlation": correlations, "controls": controls, "values": rows},
             artifacts={"validation": report_dir},
             outputs={"report": str(report_dir), "values": f"{ctx.output_dir}/values"},
-            extra={"correlations": correlations, "rows": rows},
+            extra={"correlations": correlations, "controls": controls, "rows": rows},
         )
 
 
@@ -257,7 +342,10 @@ def value_row(
         result = metric.compute(built.corpus, ctx)
         row |= {
             "value": float(result.value),
+            "ci_low": _float_or_none(result.ci_low),
+            "ci_high": _float_or_none(result.ci_high),
             "higher_is_more_diverse": metric.higher_is_more_diverse,
+            "one_cluster_share": one_cluster_share(result.details),
         }
     except Exception as err:  # noqa: BLE001 — one failing metric must not lose the others
         row["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:500]
@@ -266,28 +354,26 @@ def value_row(
     return row
 
 
+def directions(cfg: ValidateMetricsConfig) -> dict[str, int]:
+    """metric → +1 if higher values mean more diverse, else -1."""
+    return {
+        name: 1 if create(name, **(params or {})).higher_is_more_diverse else -1
+        for name, params in cfg.metrics.items()
+    }
+
+
 def correlation_rows(
     rows: list[dict[str, Any]], cfg: ValidateMetricsConfig
 ) -> list[dict[str, Any]]:
     """Per metric × series: Spearman of the known order with the direction-corrected value."""
-    out = []
-    for name in cfg.metrics:
-        direction = 1 if create(name, **(cfg.metrics[name] or {})).higher_is_more_diverse else -1
-        for series in cfg.series:
-            points = [r for r in rows if r["metric"] == name and r["series"] == series]
-            ok = [r for r in points if r["error"] is None and math.isfinite(r["value"])]
-            stats = correlate(  # (metric, order): its notes then say "constant metric values"
-                [direction * r["value"] for r in ok], [r["order"] for r in ok],
-                n_boot=cfg.n_boot, seed=cfg.seed, confidence=cfg.confidence,
-            )  # fmt: skip
-            out.append({
-                "metric": name, "series": series, "direction": direction,
-                "rho": stats.get("spearman"), "ci_low": stats.get("spearman_ci_low"),
-                "ci_high": stats.get("spearman_ci_high"), "p_value": stats.get("spearman_p"),
-                "n_points": len(ok), "n_failed": len(points) - len(ok),
-                "n_boot_valid": stats["n_boot_valid"], "note": stats["note"],
-            })  # fmt: skip
-    return out
+    return _correlations(
+        rows, directions(cfg), list(cfg.series),
+        n_boot=cfg.n_boot, seed=cfg.seed, confidence=cfg.confidence,
+    )  # fmt: skip
+
+
+def _float_or_none(x: Any) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
 def jsonl(rows: list[dict[str, Any]]) -> str:
@@ -297,16 +383,6 @@ def jsonl(rows: list[dict[str, Any]]) -> str:
 def read_jsonl(shards: ShardedOutput, index: int) -> list[dict[str, Any]]:
     with shards.fs.open(shards.shard_path(index), "r") as fh:
         return [json.loads(line) for line in fh if line.strip()]
-
-
-def below_min_rho(
-    correlations: list[dict[str, Any]], min_rho: float | None
-) -> list[dict[str, Any]]:
-    """The metric × series rows that miss the bar: rho below ``min_rho``, or undefined (a metric
-    that cannot order a series at all — constant values, too few points — does not pass)."""
-    if min_rho is None:
-        return []
-    return [c for c in correlations if c["rho"] is None or c["rho"] < min_rho]
 
 
 def validate_metrics(

@@ -1,5 +1,6 @@
-"""The ``validate-metrics`` report: rank correlations as markdown and CSV, every value as CSV,
-and a plot (rho per metric, above each metric's value over the series levels)."""
+"""The ``validate-metrics`` report: rank correlations as markdown and CSV, the control series'
+effects (shift in CI widths, canary obedience) as markdown and CSV, every value as CSV, and a plot
+(rho per metric, above each metric's value over the series levels)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,21 @@ from typing import Any
 import numpy as np
 
 from synthdiv.analysis import near_constant
+from synthdiv.validation_corpora import LEVEL_NAMES
 
 
 def write_report(
-    correlations: list[dict[str, Any]], rows: list[dict[str, Any]], folder: Path
+    correlations: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    folder: Path,
+    controls: list[dict[str, Any]] | None = None,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "rank_correlation.md").write_text(correlation_markdown(correlations))
     (folder / "rank_correlation.csv").write_text(to_csv(correlations))
+    if controls:
+        (folder / "controls.md").write_text(controls_markdown(controls))
+        (folder / "controls.csv").write_text(to_csv(controls))
     (folder / "values.csv").write_text(
         to_csv([{k: v for k, v in r.items() if k != "traceback"} for r in rows])
     )
@@ -29,17 +37,43 @@ def write_report(
 def correlation_markdown(correlations: list[dict[str, Any]]) -> str:
     lines = [
         "Spearman rho of each metric with the known diversity order (sign-corrected: +1 = ranks",
-        "perfectly, -1 = ranks backwards).",
+        "perfectly, -1 = ranks backwards). On a control series the order is the nuisance",
+        "(length, canary share): there rho near 0 is the good outcome.",
         "",
-        "| metric | series | rho | CI | points | failed | note |",
-        "|---|---|---|---|---|---|---|",
+        "| metric | series | kind | rho | CI | points | failed | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in correlations:
         ci = "" if c["ci_low"] is None else f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
         rho = "n/a" if c["rho"] is None else f"{c['rho']:.3f}"
-        cells = [c["metric"], c["series"], rho, ci, c["n_points"], c["n_failed"], c["note"]]
+        cells = [c["metric"], c["series"], c.get("kind", "ordered"), rho, ci, c["n_points"],
+                 c["n_failed"], c["note"]]  # fmt: skip
         lines.append("| " + " | ".join(str(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def controls_markdown(controls: list[dict[str, Any]]) -> str:
+    lines = [
+        "Control series: how far each metric moves from the lowest level to the highest (mean",
+        "over repeats, direction-corrected: + = looks more diverse), in the metric's own CI",
+        "widths at the lowest level; for an LLM judge, the share of its answers that put every",
+        "document in one cluster (on `injection`: what the canaries ask for).",
+        "",
+        "| metric | series | shift | CI width | shift / CI width | one cluster (low → high) |"
+        " note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in controls:
+        low, high = c.get("one_cluster_low"), c.get("one_cluster_high")
+        obeyed = "" if low is None and high is None else f"{_num(low)} → {_num(high)}"
+        cells = [c["metric"], c["series"], _num(c["shift"]), _num(c.get("ci_width")),
+                 _num(c["shift_ci_widths"]), obeyed, c["note"]]  # fmt: skip
+        lines.append("| " + " | ".join(str(x) for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -102,7 +136,7 @@ def plot_validation(
                 marker="o",
                 label=c["metric"],
             )
-        ax.set_xlabel("labels" if name == "topics" else "duplicated fraction")
+        ax.set_xlabel(LEVEL_NAMES.get(name, "level"))
         ax.set_ylabel("scaled value (up = more diverse)")
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -48,10 +48,13 @@ def validate_metrics(
 ) -> None:
     """Check that diversity metrics rank corpora of KNOWN diversity correctly.
 
-    From labelled text it builds equal-size corpora over 1, 2, 4, … labels (more labels = more
-    diverse) and corpora with a growing share of copied documents (more copies = less diverse),
-    scores each with every selected metric, and reports Spearman's rho with the known order
-    (sign-corrected: +1 = perfect ranking) with a bootstrap CI, as a table and a plot in MLflow.
+    From labelled text it builds series of equal-size corpora whose diversity order is known:
+    1, 2, 4, … labels; a growing share of exact or word-edited copies; unequal label mixtures
+    (order: entropy). It scores each with every selected metric and reports Spearman's rho with
+    the known order (sign-corrected: +1 = perfect ranking) with a bootstrap CI. Two control
+    series hold diversity fixed: documents cut shorter (length) and documents carrying
+    prompt-injection canaries; for them it reports how far each metric moves, in its own CI
+    widths, and how often an LLM judge obeyed the canary. Tables and a plot go to MLflow.
 
       synthdiv validate-metrics
 
@@ -90,12 +93,21 @@ def validate_metrics(
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
         return
     below = result.extra["below_min_rho"]
-    columns = ["metric", "series", "rho", "ci_low", "ci_high", "n_points", "n_failed", "note"]
+    columns = [
+        "metric", "series", "kind", "rho", "ci_low", "ci_high", "n_points", "n_failed", "note"
+    ]  # fmt: skip
     rows = result.extra["correlations"]
     if cfg.min_rho is not None:
         columns.append("min_rho")
         rows = [r | {"min_rho": "BELOW" if r in below else "ok"} for r in rows]
     print_rows("Spearman rho with the known diversity order (+1 = perfect)", rows, columns)
+    if result.extra["controls"]:
+        print_rows(
+            "Controls: shift from lowest to highest level (+ = looks more diverse)",
+            result.extra["controls"],
+            ["metric", "series", "shift", "ci_width", "shift_ci_widths", "one_cluster_low",
+             "one_cluster_high", "note"],
+        )  # fmt: skip
     for row in below:
         rho = "undefined" if row["rho"] is None else f"{row['rho']:.3f}"
         reason = f" ({row['note']})" if row["note"] else ""

@@ -24,7 +24,8 @@ from synthdiv.tracking import stage_run
 K = 3
 # Tiny on purpose: ~9 calls, short bounded texts (a loaded 2-core machine runs ~2-100 tok/s).
 PARAMS = {
-    "K": K, "N": 2, "M": 1, "J": 2, "k": 1, "max_reason_chars": 24, "repair_partitions": True,
+    "K": K, "N": 2, "M": 1, "J": 2, "k": 1, "max_reason_chars": 24, "max_definition_chars": 24,
+    "repair_partitions": True,
     "max_tokens": {"criteria": 400, "merge": 150, "guidance": 60, "clustering": 400,
                    "verification": 200},
 }  # fmt: skip
@@ -90,4 +91,4 @@ def test_real_model_invariants_cache_and_tracking(corpus, tmp_path, smollm2_gguf
     assert {"cluster_agent/seed_0/iterations.jsonl", "cluster_agent/seed_0/criteria.md"} <= logged
     local = client.download_artifacts(tracker.run_id, "cluster_agent/prompts.json", str(tmp_path))
     prompts = json.loads(Path(local).read_text())
-    assert prompts["cluster"] == "cluster_agent/cluster@v1"
+    assert prompts["cluster"] == "cluster_agent/cluster@v2"

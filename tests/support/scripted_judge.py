@@ -45,11 +45,11 @@ def template_name(request: ChatRequest) -> str:
 
 
 def samples_of(request: ChatRequest) -> dict[int, str]:
-    """Document number → first word, parsed back from the numbered samples of a prompt."""
-    return {
-        int(n): w
-        for n, w in re.findall(r"^\[(\d+)\] (\w+)", request.messages[1]["content"], re.MULTILINE)
-    }
+    """Document number → first word, parsed back from the quoted samples of a prompt: v2's
+    ``<document id="N">`` blocks or v1's ``[N] text`` lines."""
+    text = request.messages[1]["content"]
+    found = re.findall(r'^<document id="(\d+)">\n(\w+)', text, re.MULTILINE)
+    return {int(n): w for n, w in found or re.findall(r"^\[(\d+)\] (\w+)", text, re.MULTILINE)}
 
 
 def criteria_answer(request: ChatRequest) -> dict:

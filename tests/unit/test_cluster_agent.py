@@ -239,7 +239,7 @@ def test_oracle_scores_grow_with_topic_count(tmp_path):
     assert values[0] == pytest.approx(1 / 4)  # one topic: every iteration is one cluster of 4
     assert values[0] < values[1] < values[2]
     assert result.details["failed_iterations"] == 0
-    assert result.details["prompts"]["verify"] == "cluster_agent/verify@v1"
+    assert result.details["prompts"]["verify"] == "cluster_agent/verify@v2"
     rows = [
         json.loads(line)
         for line in (result.artifacts["cluster_agent"] / "seed_0" / "iterations.jsonl").open()

@@ -39,7 +39,8 @@ def test_draws_are_shuffled_reproducibly():
 
 def corpus_positions(request: ChatRequest, per_topic: int) -> list[int]:
     """Corpus index of each document in a prompt, in prompt order (texts read '<topic> note i')."""
-    found = re.findall(r"^\[\d+\] (\w+) note (\d+)", request.messages[1]["content"], re.MULTILINE)
+    text = request.messages[1]["content"]
+    found = re.findall(r'^<document id="\d+">\n(\w+) note (\d+)', text, re.MULTILINE)
     return [TOPICS.index(topic) * per_topic + int(i) for topic, i in found]
 
 

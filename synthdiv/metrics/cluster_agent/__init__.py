@@ -3,7 +3,8 @@
 - :mod:`.config` — parameters (CPU-small defaults; the paper's in ``PAPER_DEFAULTS``)
 - :mod:`.prompts` — versioned prompt templates in ``synthdiv/prompts/cluster_agent``
 - :mod:`.criteria` — Stage A: propose, merge and phrase the clustering criteria
-- :mod:`.clustering` — Stage B: clustering, partition validation, self-verification, D_i
+- :mod:`.clustering` — Stage B: clustering, partition validation, D_i
+- :mod:`.verification` — Stage B step 5: self-verification of the clusters
 - :mod:`.score` — the metric: seeds, D ± CI, records and tracking
 """
 

@@ -11,7 +11,6 @@ failed and left out of the mean; it never stops the run.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,11 +19,16 @@ from synthdiv.llm.base import ChatRequest, parse_json_text
 from synthdiv.llm.runner import LLMRunner
 from synthdiv.metrics.cluster_agent.config import ClusterAgentParams
 from synthdiv.metrics.cluster_agent.criteria import Criteria, draw_samples, request_seed
-from synthdiv.metrics.cluster_agent.prompts import load_template, numbered
+from synthdiv.metrics.cluster_agent.prompts import load_template
+from synthdiv.metrics.cluster_agent.verification import (  # noqa: F401 — re-exported
+    FAILED_VERIFICATION,
+    verification_schema,
+    verification_validator,
+    verify,
+)
 
 OK = "ok"
 FAILED_CLUSTERING = "failed_clustering"
-FAILED_VERIFICATION = "failed_verification"
 EMPTY_AFTER_DROP = "empty_after_drop"
 
 
@@ -64,6 +68,7 @@ class Iteration:
             "index": self.index, "status": self.status, "C": self.C, "n": self.n, "S": self.S,
             "D": self.D, "D_unverified": self.D_unverified, "repaired": self.repaired,
             "valid": n_valid, "invalid": len(self.valid) - n_valid,
+            "answered": len(self.clusters),  # clusters as answered (1 = all in one cluster)
         }  # fmt: skip
 
 
@@ -188,52 +193,6 @@ def clustering_validator(K: int, metric_names: Sequence[str]):
     return validate
 
 
-def verification_schema(n_clusters: int, max_chars: int) -> dict[str, Any]:
-    verdict = {
-        "type": "object",
-        "properties": {
-            "cluster": {"type": "integer", "enum": list(range(1, n_clusters + 1))},
-            "reasoning": {"type": "string", "maxLength": max_chars},
-            "valid": {"type": "integer", "enum": [0, 1]},
-        },
-        "required": ["cluster", "reasoning", "valid"],
-        "additionalProperties": False,
-    }
-    return {
-        "type": "object",
-        "properties": {
-            "verdicts": {
-                "type": "array",
-                "items": verdict,
-                "minItems": n_clusters,
-                "maxItems": n_clusters,
-            }
-        },
-        "required": ["verdicts"],
-        "additionalProperties": False,
-    }
-
-
-def verification_validator(n_clusters: int):
-    """One verdict per reviewed cluster, numbered 1..n once each, valid ∈ {0, 1}."""
-
-    def validate(parsed: Any) -> str | None:
-        verdicts = parsed.get("verdicts") if isinstance(parsed, dict) else None
-        if not isinstance(verdicts, list):
-            return "answer has no 'verdicts' list"
-        if len(verdicts) != n_clusters:
-            return f"{len(verdicts)} verdicts for {n_clusters} clusters"
-        numbers = [v.get("cluster") if isinstance(v, dict) else None for v in verdicts]
-        if sorted(n for n in numbers if isinstance(n, int)) != list(range(1, n_clusters + 1)):
-            return f"verdict cluster numbers {numbers} are not 1..{n_clusters} once each"
-        for v in verdicts:
-            if v.get("valid") not in (0, 1):  # True/False compare equal to 1/0 and are accepted
-                return f"cluster {v['cluster']}: 'valid' is {v.get('valid')!r}, not 0 or 1"
-        return None
-
-    return validate
-
-
 # -- the stage -----------------------------------------------------------------------------------
 def run_iterations(
     ids: Sequence[str],
@@ -248,8 +207,9 @@ def run_iterations(
     K, chars = params.K, params.sample_char_budget()
     draws = draw_samples(len(texts), K, params.N, seed, "clustering")
     iterations = [Iteration(i, [ids[j] for j in draw]) for i, draw in enumerate(draws)]
-    samples = [numbered([texts[j] for j in draw], chars) for draw in draws]
     template = load_template("cluster", params.prompt_version)
+    # One quoting for the clustering and the verification prompts of an iteration (same version).
+    samples = [template.quote_documents([texts[j] for j in draw], chars) for draw in draws]
     schema = clustering_schema(criteria, K, params.max_reason_chars)
     criteria_text = criteria.as_prompt_text()
     requests = [
@@ -307,62 +267,6 @@ def _repaired_answer(text: str, K: int) -> tuple[dict[str, Any], list[list[int]]
     if not clusters:
         return None
     return {"clusters": [{"members": c} for c in clusters], "repaired_from": parsed}, clusters, True
-
-
-def verify(
-    iterations: list[Iteration],
-    samples: list[str],
-    criteria_text: str,
-    params: ClusterAgentParams,
-    runner: LLMRunner,
-    seed: int,
-) -> None:
-    """Step 5: review every multi-member cluster; singletons are valid without a call.
-
-    The runner's validator sees only the answer, and the expected verdict count differs between
-    iterations, so requests are grouped by that count: at most K/2 batches.
-    """
-    template = load_template("verify", params.prompt_version)
-    groups: dict[int, list[tuple[Iteration, list[int]]]] = defaultdict(list)
-    for it in iterations:
-        multi = [c for c, members in enumerate(it.clusters) if len(members) > 1]
-        if it.ok and multi:
-            groups[len(multi)].append((it, multi))
-    for n_reviewed, group in sorted(groups.items()):
-        requests = [
-            ChatRequest(
-                id=f"verify-s{seed}-{it.index}",
-                messages=template.messages(
-                    criteria=criteria_text,
-                    samples=samples[it.index],
-                    clusters=_clusters_text(it, multi),
-                ),
-                json_schema=verification_schema(n_reviewed, params.max_reason_chars),
-                temperature=params.temperature,
-                max_tokens=params.max_tokens.verification,
-                seed=request_seed(seed, "verify", it.index),
-                prompt_id=template.ref,
-            )
-            for it, multi in group
-        ]
-        responses = runner.run(requests, validate=verification_validator(n_reviewed))
-        for (it, multi), response in zip(group, responses, strict=True):
-            if not response.ok:
-                it.status, it.error = FAILED_VERIFICATION, response.error
-                continue
-            it.verdicts = response.parsed["verdicts"]
-            for verdict in it.verdicts:
-                it.valid[multi[verdict["cluster"] - 1]] = bool(verdict["valid"])
-
-
-def _clusters_text(it: Iteration, multi: list[int]) -> str:
-    clusters = (it.answer or {}).get("clusters", [])
-    lines = []
-    for number, c in enumerate(multi, start=1):
-        members = ", ".join(str(m) for m in it.clusters[c])
-        reason = clusters[c].get("distinct_because", "") if c < len(clusters) else ""
-        lines.append(f"Cluster {number}: documents {members}. Stated reason: {reason}")
-    return "\n".join(lines)
 
 
 def score_iteration(it: Iteration, rule: str) -> None:

@@ -41,8 +41,8 @@ CHARS_PER_TOKEN = 3.0
 class TokenBudgets(StrictModel):
     """``max_tokens`` of each call kind. Clustering answers grow with K and the criteria count."""
 
-    criteria: int = Field(700, gt=0)
-    merge: int = Field(500, gt=0)
+    criteria: int = Field(1600, gt=0)  # up to 10 definitions of max_definition_chars
+    merge: int = Field(700, gt=0)
     guidance: int = Field(120, gt=0)
     clustering: int = Field(1800, gt=0)
     verification: int = Field(700, gt=0)
@@ -155,8 +155,18 @@ class ClusterAgentParams(StrictModel):
     max_reason_chars: int = Field(
         160, ge=16, description="Length bound of every free-text field the LLM writes."
     )
+    max_definition_chars: int = Field(
+        400,
+        ge=16,
+        description="Length bound of a criterion's definition (Stage A): a metric's definition "
+        "is its 1-5 rubric, which needs more room than a reason. v1 runs used max_reason_chars.",
+    )
     max_tokens: TokenBudgets = Field(default_factory=TokenBudgets)
-    prompt_version: str = Field("v1", description="Version of the prompt templates to use.")
+    prompt_version: str = Field(
+        "v2",
+        description="Version of the prompt templates (v2: specific criteria, neutral reviewer, "
+        "documents quoted as data; v1 kept to reproduce recorded runs).",
+    )
 
     @model_validator(mode="after")
     def _fits_context(self) -> ClusterAgentParams:
@@ -174,7 +184,8 @@ class ClusterAgentParams(StrictModel):
     def fitting_sample_chars(self) -> int:
         """Most characters per sample such that instructions + criteria + K samples + the answer
         fit the context window (estimated without a tokenizer, conservatively)."""
-        reserved_tokens = self.max_tokens.clustering + FIXED_PROMPT_TOKENS
+        fixed = PROMPT_TOKENS.get(self.prompt_version, max(PROMPT_TOKENS.values()))
+        reserved_tokens = self.max_tokens.clustering + fixed
         free_chars = (self.llm.context_length - reserved_tokens) * CHARS_PER_TOKEN
         return int(free_chars // self.K)
 
@@ -186,3 +197,7 @@ class ClusterAgentParams(StrictModel):
 # Instructions + criteria of a clustering prompt, measured on the v1 templates with k=4 (~900
 # tokens) plus headroom; used only to derive the per-sample budget.
 FIXED_PROMPT_TOKENS = 1100
+# v2 adds the documents-are-data instructions (~120 tokens), and each sample's <document> tags
+# (~9 tokens; ~90 at K = 10) plus entity escaping. v1 keeps its reserve, so v1 runs truncate
+# their samples exactly as recorded.
+PROMPT_TOKENS = {"v1": FIXED_PROMPT_TOKENS, "v2": 1300}

@@ -21,7 +21,7 @@ import numpy as np
 from synthdiv.llm.base import ChatRequest
 from synthdiv.llm.runner import LLMRunner
 from synthdiv.metrics.cluster_agent.config import MAX_NAME_CHARS, ClusterAgentParams, slugify
-from synthdiv.metrics.cluster_agent.prompts import load_template, numbered
+from synthdiv.metrics.cluster_agent.prompts import load_template, truncate
 
 Kind = Literal["metadata", "metric"]
 KINDS: tuple[Kind, ...] = ("metadata", "metric")
@@ -262,11 +262,13 @@ def propose(
     texts: Sequence[str], params: ClusterAgentParams, runner: LLMRunner, seed: int, chars: int
 ):
     template = load_template("criteria", params.prompt_version)
-    schema = criteria_schema(params.max_reason_chars)
+    schema = criteria_schema(params.max_definition_chars)
     requests = [
         ChatRequest(
             id=f"criteria-s{seed}-{m}",
-            messages=template.messages(samples=numbered([texts[i] for i in draw], chars)),
+            messages=template.messages(
+                samples=template.quote_documents([texts[i] for i in draw], chars)
+            ),
             json_schema=schema,
             temperature=params.temperature,
             max_tokens=params.max_tokens.criteria,
@@ -297,7 +299,7 @@ def refine(
         messages=template.messages(
             kind_plural=plural, kind_explanation=explanation, k=k, candidates=candidates_text(pool)
         ),
-        json_schema=merge_schema(k, params.max_reason_chars),
+        json_schema=merge_schema(k, params.max_definition_chars),
         temperature=params.temperature,
         max_tokens=params.max_tokens.merge,
         seed=request_seed(seed, f"merge-{kind}", 0),
@@ -339,6 +341,6 @@ def add_guidance(
     ):
         if response.ok:
             criterion.guidance = " ".join(response.parsed["guidance"].split())
-        else:
-            criterion.guidance = criterion.definition
+        else:  # bounded like guidance: the clustering prompt's budget assumes guidance lengths
+            criterion.guidance = truncate(criterion.definition, params.max_reason_chars)
             notes["guidance_fallbacks"] += 1
