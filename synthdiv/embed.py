@@ -320,3 +320,53 @@ def load_embeddings(out_uri: str, ids: list[str]) -> np.ndarray:
     if missing:
         raise EmbedError(f"{len(missing)} ids have no embedding in {out_uri}, e.g. {missing[0]!r}")
     return matrix[[row_of[i] for i in ids]]
+
+
+class LazyEmbeddings:
+    """Embeds ``corpus`` once, on first use, and serves the rows of any corpus built from it,
+    keyed by text: a score stage's subsamples, and validate-metrics' copies (new ids, same text)
+    reuse the original's vector. Texts a builder made (edited copies, cut documents, canaries) are
+    encoded once, on first use, in one batch per call:
+    :meth:`expect` queues a repeat's texts so that batch holds all of them. ``local`` encodes in
+    this process; otherwise the Ray Data pipeline writes resumable shards under ``out_uri``."""
+
+    def __init__(self, corpus: Corpus, cfg: EmbedConfig, out_uri: str, local: bool = False):
+        self.corpus, self.cfg, self.out_uri, self.local = corpus, cfg, out_uri, local
+        self._row: dict[str, int] = {}
+        self._vectors: np.ndarray | None = None
+        self._pending: dict[str, None] = {}
+
+    def expect(self, texts: list[str]) -> None:
+        self._pending.update(dict.fromkeys(texts))
+
+    def __call__(self, subset: Corpus) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = self._encode(self.corpus, self.out_uri)
+            self._row = {text: i for i, text in enumerate(self.corpus.texts)}
+        self.expect(subset.texts)
+        new = [t for t in self._pending if t not in self._row]
+        self._pending = {}
+        if new:
+            ids = [f"t{len(self._row) + i}" for i in range(len(new))]
+            extra = Corpus(ids, new)
+            vectors = self._encode(extra, f"{self.out_uri}/built/{extra.digest[:16]}")
+            self._row |= {t: len(self._vectors) + i for i, t in enumerate(new)}
+            self._vectors = np.concatenate([self._vectors, vectors])
+        return self._vectors[[self._row[t] for t in subset.texts]]
+
+    def _encode(self, corpus: Corpus, out_uri: str) -> np.ndarray:
+        return (encode_locally if self.local else embed_corpus)(corpus, self.cfg, out_uri)
+
+
+def encode_locally(corpus: Corpus, cfg: EmbedConfig, out_uri: str | None = None) -> np.ndarray:
+    """In-process sentence-transformers encoding with the embed stage's model and settings."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model_path(cfg.model), device="cpu")
+    if cfg.max_seq_length:
+        model.max_seq_length = cfg.max_seq_length
+    vectors = model.encode(
+        corpus.texts, batch_size=cfg.batch_size, normalize_embeddings=cfg.normalize,
+        convert_to_numpy=True, show_progress_bar=False,
+    )  # fmt: skip
+    return vectors.astype(np.float32)

@@ -13,12 +13,11 @@ import traceback
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 from pydantic import Field, field_validator
 
 from synthdiv.config import CorpusConfig, RuntimeConfig, StrictModel
 from synthdiv.corpus import Corpus, example_corpus_path, read_corpus
-from synthdiv.embed import EmbedConfig, embed_corpus
+from synthdiv.embed import EmbedConfig, LazyEmbeddings
 from synthdiv.errors import EngineCrashError
 from synthdiv.metrics import MetricContext, MetricResult, available, check_selection, create
 from synthdiv.metrics.base import close_resources
@@ -78,21 +77,6 @@ def metric_keys(name: str) -> dict[str, str]:
     return {k: f"{base}.{k}" for k in ("value", "ci_low", "ci_high", "n", "seconds")}
 
 
-class _Embeddings:
-    """Embeds the whole corpus once (resumable shards), then serves rows for any subsample."""
-
-    def __init__(self, corpus: Corpus, cfg: EmbedConfig, out_uri: str):
-        self.corpus, self.cfg, self.out_uri = corpus, cfg, out_uri
-        self._vectors: np.ndarray | None = None
-        self._row: dict[str, int] = {}
-
-    def __call__(self, subset: Corpus) -> np.ndarray:
-        if self._vectors is None:
-            self._vectors = embed_corpus(self.corpus, self.cfg, self.out_uri)
-            self._row = {doc_id: i for i, doc_id in enumerate(self.corpus.ids)}
-        return self._vectors[[self._row[i] for i in subset.ids]]
-
-
 class ScoreStage(BaseStage):
     name: ClassVar[str] = "score"
 
@@ -127,7 +111,7 @@ class ScoreStage(BaseStage):
             work_dir=Path(ctx.output_dir)
             if not is_remote(ctx.output_dir)
             else Path(".synthdiv/work"),
-            embeddings=_Embeddings(corpus, cfg.embed, f"{ctx.output_dir}/embeddings"),
+            embeddings=LazyEmbeddings(corpus, cfg.embed, f"{ctx.output_dir}/embeddings"),
             tracker=ctx.tracker,
             progress=self.progress,
         )
