@@ -22,9 +22,14 @@ MARKER_SUFFIX = ".done"
 
 
 def is_remote(uri: str) -> bool:
-    """True for a URI with a scheme (``s3://``, ``gs://``, ``file://``): read and write it through
-    fsspec, never as a :class:`pathlib.Path`. False for a plain local path."""
-    return "://" in uri
+    """True for an object-store URI (``s3://``, ``gs://``…): read and write it through fsspec; it
+    has no local path and no atomic rename. Plain paths and ``file://`` URIs are local."""
+    return "://" in uri and not uri.startswith("file://")
+
+
+def local_path(uri: str) -> str:
+    """The filesystem path of a local URI (``file:///x`` → ``/x``; a plain path as is)."""
+    return uri.removeprefix("file://")
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from synthdiv.config import RuntimeConfig
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.runtime import raise_if_stopped, ray_session
-from synthdiv.shards import filesystem, is_remote
+from synthdiv.shards import filesystem, is_remote, local_path
 from synthdiv.tracking import Tracker, finished_run, job_id_for, stage_run
 
 OUTPUT_TAG = "synthdiv.output."
@@ -73,7 +73,7 @@ def local_artifact_dir(output_dir: str, prefix: str) -> Path:
     (kept with them), a fresh temp dir when they live on s3:// (uploaded to MLflow only)."""
     if is_remote(output_dir):
         return Path(tempfile.mkdtemp(prefix=f"synthdiv-{prefix}-"))
-    out = Path(output_dir) / "artifacts"
+    out = Path(local_path(output_dir)) / "artifacts"
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -39,7 +39,7 @@ from synthdiv.embed import EmbedConfig, LazyEmbeddings
 from synthdiv.metrics import MetricContext, available, check_selection, create
 from synthdiv.metrics.cluster_agent import close_resources
 from synthdiv.progress import ProgressFn, no_progress
-from synthdiv.shards import ShardedOutput
+from synthdiv.shards import ShardedOutput, is_remote
 from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
 from synthdiv.validation_corpora import (
     BuiltCorpus,
@@ -212,7 +212,7 @@ class ValidateMetricsStage(BaseStage):
         )
         local = (
             Path(ctx.output_dir)
-            if "://" not in ctx.output_dir
+            if not is_remote(ctx.output_dir)
             else Path(".synthdiv/work/validate_metrics")
         )
         local_embed = cfg.embed_runner == "local" or (

@@ -16,7 +16,7 @@ from typing import Any
 from synthdiv.config import LLMConfig
 from synthdiv.llm.base import ChatBackend, ChatRequest, ChatResponse
 from synthdiv.llm.runner import LLMRunner, LLMUsage, ResponseCache
-from synthdiv.shards import is_remote
+from synthdiv.shards import is_remote, local_path
 
 __all__ = [
     "ChatBackend",
@@ -68,7 +68,7 @@ def resolve_cache_path(cfg: LLMConfig, cache_dir: str | None) -> Path | None:
         local = cache_root() / "llm_cache" / digest
         log.warning("LLM response cache %s is remote; using local %s", chosen, local)
         return local / CACHE_FILE
-    return Path(chosen).expanduser() / CACHE_FILE
+    return Path(local_path(chosen)).expanduser() / CACHE_FILE
 
 
 def build_runner(cfg: LLMConfig, cache_dir: str | None = None) -> LLMRunner:

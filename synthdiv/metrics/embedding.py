@@ -133,37 +133,36 @@ class NoParams(StrictModel):
     pass
 
 
-@register
-class PairwiseCosineDistance(ConfiguredMetric):
-    """Mean pairwise cosine distance between document embeddings (exact, via the sum vector)."""
+class _FromSumVector(ConfiguredMetric):
+    """Metrics exact from the sum of a subsample's unit embeddings (O(n·d), no n×n matrix)."""
 
-    name: ClassVar[str] = "pairwise_cosine_distance"
     version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
     higher_is_more_diverse: ClassVar[bool] = True
     Params = NoParams
+    from_sum: ClassVar[Any]  # (sum vector, n) -> value, a staticmethod
 
     def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
         x = corpus_vectors(corpus, ctx, self.name)
         return subsample_with_half_sample_ci(
-            self, len(x), lambda idx: pairwise_from_sum(row_sum(x, idx), len(idx)), ctx
+            self, len(x), lambda idx: self.from_sum(row_sum(x, idx), len(idx)), ctx
         )
 
 
 @register
-class RemoteClique(ConfiguredMetric):
+class PairwiseCosineDistance(_FromSumVector):
+    """Mean pairwise cosine distance between document embeddings (exact, via the sum vector)."""
+
+    name: ClassVar[str] = "pairwise_cosine_distance"
+    from_sum = staticmethod(pairwise_from_sum)
+
+
+@register
+class RemoteClique(_FromSumVector):
     """Remote-clique (the `diversity` package's definition, self-pairs included): 1 − ‖mean
     embedding‖²."""
 
     name: ClassVar[str] = "remote_clique"
-    version: ClassVar[str] = "2"  # 2: mean over the seeds' fixed-size subsamples; half-sample CI
-    higher_is_more_diverse: ClassVar[bool] = True
-    Params = NoParams
-
-    def compute(self, corpus: Corpus, ctx: MetricContext) -> MetricResult:
-        x = corpus_vectors(corpus, ctx, self.name)
-        return subsample_with_half_sample_ci(
-            self, len(x), lambda idx: remote_clique_from_sum(row_sum(x, idx), len(idx)), ctx
-        )
+    from_sum = staticmethod(remote_clique_from_sum)
 
 
 # k-means with about one document per centroid scores float noise (every document sits on its

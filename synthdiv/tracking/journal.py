@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from synthdiv.shards import is_remote, local_path
+
 log = logging.getLogger("synthdiv.tracking")
 
 # MLflow's own default (7 retries, backoff factor 2, 120 s timeout) waits ~4 min per call; a
@@ -68,16 +70,16 @@ def journal_dir() -> Path:
 def shared_journal_root(storage_uri: str | None) -> str | None:
     """The journal directory on a job's shared storage, when that storage is a URI (S3, GCS):
     every node sees it. None = the local default (:func:`journal_dir`)."""
-    if not storage_uri or "://" not in storage_uri or storage_uri.startswith("file://"):
+    if not storage_uri or not is_remote(storage_uri):
         return None
     return posixpath.join(storage_uri.rstrip("/"), ".synthdiv", "tracking_gaps")
 
 
 def open_journal(root: str, run_id: str) -> Journal:
     """The journal of ``run_id`` under ``root``: a local directory, or a URI on shared storage."""
-    if "://" in root and not root.startswith("file://"):
+    if is_remote(root):
         return RemoteJournal(root, run_id)
-    return Journal(Path(root.removeprefix("file://")), run_id)
+    return Journal(Path(local_path(root)), run_id)
 
 
 def reachable(tracking_uri: str) -> bool:

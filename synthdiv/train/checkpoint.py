@@ -26,7 +26,7 @@ import torch
 import torch.distributed.checkpoint as dcp
 
 from synthdiv.errors import SynthdivError
-from synthdiv.shards import filesystem
+from synthdiv.shards import filesystem, is_remote, local_path
 
 TRAINER_FILE = "trainer.pt"
 DCP_METADATA = ".metadata"
@@ -68,15 +68,15 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def _writer(uri: str) -> Any:
-    if "://" in uri and not uri.startswith("file://"):
+    if is_remote(uri):
         from torch.distributed.checkpoint._fsspec_filesystem import FsspecWriter
 
         return FsspecWriter(uri)
-    return dcp.FileSystemWriter(uri.removeprefix("file://"))
+    return dcp.FileSystemWriter(local_path(uri))
 
 
 def _reader(uri: str) -> Any:
-    if "://" in uri and not uri.startswith("file://"):
+    if is_remote(uri):
         from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader
 
         return FsspecReader(uri)

@@ -8,14 +8,13 @@ from typing import ClassVar
 from synthdiv.stage import BaseStage, StageContext, StageResult
 from synthdiv.tracking import TAG_DATASET
 from synthdiv.train.data import load_tokenizer, prepare_pretrain_store
-from synthdiv.train.loop import LoopSpec
-from synthdiv.train.mfu import flops_per_token
 from synthdiv.train.model import count_parameters, llama_config
 from synthdiv.train.store import reuse_or_build, stable_digest
 from synthdiv.train.trainer import (
     absolute_output,
     layout,
     log_trained_model,
+    loop_spec,
     run_training,
     steps_for,
 )
@@ -98,17 +97,8 @@ class PretrainStage(BaseStage):
                 "derived.data_shards": meta["shards"],
             }
         )
-        spec = LoopSpec(
-            stage=self.name,
-            model_config_dict=hf_config.to_dict(),
-            data_uri=paths["data"],
-            run_root=paths["run_root"],
-            state_uri=paths["state"],
-            model_out_uri=paths["model"],
-            total_steps=total_steps,
-            seq_len=cfg.data.seq_len,
-            flops_per_token=flops_per_token(hf_config, cfg.data.seq_len),
-            train=cfg.train,
+        spec = loop_spec(
+            self.name, paths, cfg, total_steps, hf_config, model_config_dict=hf_config.to_dict()
         )
         final = run_training(spec, ctx.tracker)
         lineage = {

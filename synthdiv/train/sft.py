@@ -7,8 +7,6 @@ from typing import ClassVar
 from synthdiv.stage import BaseStage, StageContext, StageResult
 from synthdiv.tracking import TAG_DATASET
 from synthdiv.train.config import TokenizeOptions
-from synthdiv.train.loop import LoopSpec
-from synthdiv.train.mfu import flops_per_token
 from synthdiv.train.model import count_parameters
 from synthdiv.train.sft_data import ChatTemplate
 from synthdiv.train.sft_store import build_sft_store, finish
@@ -18,6 +16,7 @@ from synthdiv.train.trainer import (
     absolute_uri,
     layout,
     log_trained_model,
+    loop_spec,
     run_training,
     steps_for,
 )
@@ -88,17 +87,13 @@ class SftStage(BaseStage):
                 "derived.data_fill": round(meta["fill"], 4),
             }
         )
-        spec = LoopSpec(
-            stage=self.name,
+        spec = loop_spec(
+            self.name,
+            paths,
+            cfg,
+            total_steps,
+            base_config,
             pretrained_dir=absolute_uri(cfg.base_model),
-            data_uri=paths["data"],
-            run_root=paths["run_root"],
-            state_uri=paths["state"],
-            model_out_uri=paths["model"],
-            total_steps=total_steps,
-            seq_len=cfg.data.seq_len,
-            flops_per_token=flops_per_token(base_config, cfg.data.seq_len),
-            train=cfg.train,
         )
         final = run_training(spec, ctx.tracker)
         model = log_trained_model(

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from synthdiv.shards import SUCCESS, ShardedOutput, filesystem
+from synthdiv.shards import SUCCESS, ShardedOutput, filesystem, is_remote
 
 IGNORE_INDEX = -100  # labels that carry no loss (padding, prompts); the HF loss skips them
 MAX_OPEN_SHARDS = 64  # each memory map holds a file descriptor; a store may have thousands
@@ -43,7 +43,7 @@ def stable_digest(obj: Any) -> str:
 
 
 def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
+    return not is_remote(uri)
 
 
 def shard_name(array: str, index: int) -> str:

@@ -16,12 +16,13 @@ from typing import Any
 
 from synthdiv import crash
 from synthdiv.errors import SynthdivError
-from synthdiv.shards import filesystem
+from synthdiv.shards import filesystem, is_remote, local_path
 from synthdiv.stage import StageContext
 from synthdiv.tracking import Tracker
 from synthdiv.train import checkpoint
 from synthdiv.train.config import TrainBlock
 from synthdiv.train.loop import DIVERGED_FILE, WORKER_ENGINE, LoopSpec, train_worker
+from synthdiv.train.mfu import flops_per_token
 from synthdiv.train.store import localize
 
 RAY_RUN_NAME = "train"
@@ -35,14 +36,33 @@ class TrainingFailedError(SynthdivError, RuntimeError):
     """Workers failed more often than ``checkpoint.max_failures`` allows."""
 
 
+def loop_spec(
+    stage: str, paths: dict[str, str], cfg: Any, total_steps: int, model_config: Any, **model: Any
+) -> LoopSpec:
+    """The training loop's spec from a stage's paths and config (``cfg.data.seq_len``,
+    ``cfg.train``); ``model`` says where the weights start (a config dict, or a pretrained dir)."""
+    return LoopSpec(
+        stage=stage,
+        data_uri=paths["data"],
+        run_root=paths["run_root"],
+        state_uri=paths["state"],
+        model_out_uri=paths["model"],
+        total_steps=total_steps,
+        seq_len=cfg.data.seq_len,
+        flops_per_token=flops_per_token(model_config, cfg.data.seq_len),
+        train=cfg.train,
+        **model,
+    )
+
+
 def absolute_output(ctx: StageContext) -> str:
     # Ray Train needs an absolute storage path; URIs (s3://) pass through.
-    return ctx.output_dir if "://" in ctx.output_dir else os.path.abspath(ctx.output_dir)
+    return absolute_uri(ctx.output_dir)
 
 
 def absolute_uri(path: str) -> str:
     """Workers run in their own working directories: hand them absolute paths (URIs as is)."""
-    return path if "://" in path else os.path.abspath(path)
+    return path if is_remote(path) else os.path.abspath(local_path(path))
 
 
 def layout(output: str) -> dict[str, str]:
