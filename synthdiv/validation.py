@@ -44,6 +44,7 @@ from synthdiv.stage import BaseStage, StageContext, StageResult, run_stage
 from synthdiv.validation_corpora import (
     BuiltCorpus,
     Series,
+    SeriesSource,
     default_topic_levels,
     duplication_series,
     group_by_label,
@@ -167,26 +168,20 @@ def build_corpora(
     corpus: Corpus, groups: dict[str, list[int]], cfg: ValidateMetricsConfig, repeat: int
 ) -> list[BuiltCorpus]:
     rng = np.random.default_rng([cfg.seed, repeat])
+    src = SeriesSource(corpus, groups, cfg.corpus_size, rng, repeat)
     built: list[BuiltCorpus] = []
     if "topics" in cfg.series:
-        levels = cfg.topic_levels or default_topic_levels(len(groups))
-        built += topic_series(corpus, groups, levels, cfg.corpus_size, rng, repeat)
-    size = cfg.corpus_size
+        built += topic_series(src, cfg.topic_levels or default_topic_levels(len(groups)))
     if "duplication" in cfg.series:
-        built += duplication_series(corpus, groups, cfg.duplication_levels, size, rng, repeat)
+        built += duplication_series(src, cfg.duplication_levels)
     if "near_duplicates" in cfg.series:
-        built += near_duplicate_series(
-            corpus, groups, cfg.near_duplicate_levels, size, cfg.near_duplicate_edit_rate, rng,
-            repeat,
-        )  # fmt: skip
+        built += near_duplicate_series(src, cfg.near_duplicate_levels, cfg.near_duplicate_edit_rate)
     if "mixture" in cfg.series:
-        built += mixture_series(
-            corpus, groups, cfg.mixture_labels, cfg.mixture_levels, size, rng, repeat
-        )
+        built += mixture_series(src, cfg.mixture_labels, cfg.mixture_levels)
     if "length" in cfg.series:
-        built += length_series(corpus, groups, cfg.length_levels, size, rng, repeat)
+        built += length_series(src, cfg.length_levels)
     if "injection" in cfg.series:
-        built += injection_series(corpus, groups, cfg.injection_levels, size, rng, repeat)
+        built += injection_series(src, cfg.injection_levels)
     return built
 
 

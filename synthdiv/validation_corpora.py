@@ -99,15 +99,24 @@ def default_topic_levels(n_labels: int) -> list[int]:
     return levels if levels[-1] == n_labels else [*levels, n_labels]
 
 
+@dataclass(frozen=True)
+class SeriesSource:
+    """What every series draws from: the labelled corpus, its documents by label, the size of
+    each built corpus, and the repeat's seeded generator."""
+
+    corpus: Corpus
+    groups: dict[str, list[int]]
+    size: int
+    rng: np.random.Generator
+    repeat: int
+
+
 def topic_series(
-    corpus: Corpus,
-    groups: dict[str, list[int]],
+    src: SeriesSource,
     levels: Sequence[int],
-    size: int,
-    rng: np.random.Generator,
-    repeat: int,
 ) -> list[BuiltCorpus]:
     """Equal-size corpora over a growing number of labels (documents split evenly)."""
+    corpus, groups, size, rng, repeat = src.corpus, src.groups, src.size, src.rng, src.repeat
     built = []
     for level in levels:
         per_label = [size // level + (1 if j < size % level else 0) for j in range(level)]
@@ -154,14 +163,11 @@ def with_copies(base: Corpus, level: float, copy: Callable[[str, int], str]) -> 
 
 
 def duplication_series(
-    corpus: Corpus,
-    groups: dict[str, list[int]],
+    src: SeriesSource,
     levels: Sequence[float],
-    size: int,
-    rng: np.random.Generator,
-    repeat: int,
 ) -> list[BuiltCorpus]:
     """One base corpus (spread over all labels); level d replaces a fraction d by exact copies."""
+    corpus, groups, size, rng, repeat = src.corpus, src.groups, src.size, src.rng, src.repeat
     base = base_corpus(corpus, groups, size, rng, "duplication")
     return [
         BuiltCorpus("duplication", lv, -lv, repeat, with_copies(base, lv, lambda t, _: t))
@@ -195,15 +201,12 @@ def paraphrase(text: str, rate: float, rng: np.random.Generator) -> str:
 
 
 def near_duplicate_series(
-    corpus: Corpus,
-    groups: dict[str, list[int]],
+    src: SeriesSource,
     levels: Sequence[float],
-    size: int,
     rate: float,
-    rng: np.random.Generator,
-    repeat: int,
 ) -> list[BuiltCorpus]:
     """As :func:`duplication_series`, with each copy a :func:`paraphrase` of its original."""
+    corpus, groups, size, rng, repeat = src.corpus, src.groups, src.size, src.rng, src.repeat
     base = base_corpus(corpus, groups, size, rng, "near_duplicates")
     edit_seeds = rng.integers(0, 2**31, size=size)  # one per copy slot: levels share edits
 
@@ -231,16 +234,13 @@ def entropy(counts: Sequence[int]) -> float:
 
 
 def mixture_series(
-    corpus: Corpus,
-    groups: dict[str, list[int]],
+    src: SeriesSource,
     n_labels: int,
     levels: Sequence[float],
-    size: int,
-    rng: np.random.Generator,
-    repeat: int,
 ) -> list[BuiltCorpus]:
     """``n_labels`` labels (the same ones at every level) in unequal shares: level p gives the
     first label a share p. Known order: the entropy of the realised label counts (natural log)."""
+    corpus, groups, size, rng, repeat = src.corpus, src.groups, src.size, src.rng, src.repeat
     if not 2 <= n_labels <= len(groups):
         raise ValueError(f"mixture series: mixture_labels={n_labels} needs 2..{len(groups)} labels")
     counts = {lv: mixture_counts(n_labels, lv, size) for lv in levels}
@@ -266,15 +266,12 @@ def mixture_series(
 
 
 def length_series(
-    corpus: Corpus,
-    groups: dict[str, list[int]],
+    src: SeriesSource,
     levels: Sequence[float],
-    size: int,
-    rng: np.random.Generator,
-    repeat: int,
 ) -> list[BuiltCorpus]:
     """The same documents at every level, cut to a fraction f of their words (at least one).
     The order is the length: a control, since the topics and documents do not change."""
+    corpus, groups, size, rng, repeat = src.corpus, src.groups, src.size, src.rng, src.repeat
     base = base_corpus(corpus, groups, size, rng, "length")
     built = []
     for lv in levels:
@@ -285,15 +282,12 @@ def length_series(
 
 
 def injection_series(
-    corpus: Corpus,
-    groups: dict[str, list[int]],
+    src: SeriesSource,
     levels: Sequence[float],
-    size: int,
-    rng: np.random.Generator,
-    repeat: int,
 ) -> list[BuiltCorpus]:
     """The same documents at every level; a share s of them (the same ones as s grows) start
     with a canary instruction. The order is the share: a control whose diversity is fixed."""
+    corpus, groups, size, rng, repeat = src.corpus, src.groups, src.size, src.rng, src.repeat
     base = base_corpus(corpus, groups, size, rng, "injection")
     slots = [int(i) for i in rng.permutation(size)]
     built = []
