@@ -17,7 +17,7 @@ def plot_scores(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     cols = min(4, n)
     nrows = (n + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.4 * nrows), squeeze=False)
-    for ax, row in zip(axes.flat, rows, strict=True):
+    for ax, row in zip(list(axes.flat)[:n], rows, strict=True):  # the grid may have spare cells
         value, low, high = row["value"], row["ci_low"], row["ci_high"]
         ax.errorbar([0], [value], yerr=[[value - low], [high - value]], fmt="o", capsize=6)
         arrow = "↑ more diverse" if row["higher_is_more_diverse"] else "↓ more diverse"

@@ -148,3 +148,17 @@ def test_panel_rho_is_signed_by_the_metric_direction():
     )
     assert undefined.rho is None and not undefined.has_ci and "n=2 < 3" in undefined.cell()
     assert PanelCI.from_row(row | {"spearman_ci_low": ""}).cell().endswith("(no CI) · n=6")
+
+
+@pytest.mark.parametrize("n_metrics", [1, 4, 5, 11])
+def test_score_plot_takes_any_number_of_metrics(n_metrics, tmp_path):
+    """One panel per metric on a 4-wide grid: spare cells stay blank (5 metrics crashed once)."""
+    from synthdiv.report_plots import plot_scores
+
+    rows = [
+        {"metric": f"m{i}", "value": 1.0, "ci_low": 0.5, "ci_high": 1.5,
+         "higher_is_more_diverse": i % 2 == 0}
+        for i in range(n_metrics)
+    ]  # fmt: skip
+    path = plot_scores(rows, tmp_path / "scores.png", "t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
