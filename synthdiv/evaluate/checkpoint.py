@@ -16,7 +16,7 @@ from pathlib import Path
 from synthdiv.errors import SynthdivError
 from synthdiv.evaluate.config import ModelConfig
 from synthdiv.models import SMOLLM2_ID, ModelNotFoundError, cache_root, smollm2_hf_dir
-from synthdiv.shards import filesystem, is_remote, local_path
+from synthdiv.shards import filesystem
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
@@ -86,10 +86,10 @@ def resolve_model(cfg: ModelConfig) -> ResolvedModel:
         tokenizer = str(tok_dir.resolve())
     if cfg.path in ("", SMOLLM2_ID):
         return ResolvedModel(str(smollm2_hf_dir()), tokenizer, cfg.path)
-    if is_remote(cfg.path):
+    if "://" in cfg.path:  # any URI, file:// too: fetched through fsspec once, then cached
         local = fetch_remote(cfg.path)
-    elif _looks_local(local_path(cfg.path)):
-        local = Path(local_path(cfg.path)).expanduser()
+    elif _looks_local(cfg.path):
+        local = Path(cfg.path).expanduser()
         if not local.is_dir():
             raise ModelNotFoundError(f"model path does not exist or is not a directory: {cfg.path}")
     else:  # a hub id: lm-eval/transformers resolve it (from the HF cache when offline)
