@@ -79,7 +79,7 @@ def _cfg(runtime, base_url="http://127.0.0.1:9/v1", **changes):
 
 def test_conflicting_stage_configs_fail_before_anything_runs(runtime):
     bad = TINY_STUDY | {"pretrain": {"data": {"seq_len": 4096}}}
-    with pytest.raises(ConfigError, match=r"pretrain\[one,tiny\]"):
+    with pytest.raises(ConfigError, match=r"pretrain \(corpus one, size tiny\): data.seq_len 4096"):
         plan_study(parse_config(bad | {"runtime": runtime.model_dump()}, StudyConfig))
     with pytest.raises(ConfigError, match="at least two corpora"):
         parse_config(TINY_STUDY | {"corpora": [{"name": "solo"}]}, StudyConfig)
