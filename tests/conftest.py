@@ -75,6 +75,7 @@ def runtime(tmp_path: Path, mlflow_server: str):
 def s3_bucket():
     """A moto S3 server on 127.0.0.1 with one bucket; AWS_* env set as a deployment would."""
     import boto3
+    import s3fs
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
@@ -92,7 +93,11 @@ def s3_bucket():
         boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(
             Bucket="synthdiv-test"
         )
+        # fsspec caches S3 filesystems by their arguments, not by AWS_ENDPOINT_URL: without this,
+        # a module would reach the stopped server of the module before it.
+        s3fs.S3FileSystem.clear_instance_cache()
         try:
             yield "s3://synthdiv-test"
         finally:
             server.stop()
+            s3fs.S3FileSystem.clear_instance_cache()

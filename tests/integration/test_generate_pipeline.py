@@ -250,13 +250,13 @@ def test_grid_makes_one_corpus_per_cell_with_lineage_then_mix(
             GenerateGridConfig,
         )
         results = run_grid(grid)
-    assert set(results) == {"T1", "T2"}
-    assert len(_ids(results["T1"].outputs["corpus"])) == 1
-    assert len(_ids(results["T2"].outputs["corpus"])) == 2
+    assert set(results) == {"n_topics-1", "n_topics-2"}
+    assert len(_ids(results["n_topics-1"].outputs["corpus"])) == 1
+    assert len(_ids(results["n_topics-2"].outputs["corpus"])) == 2
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(runtime.tracking_uri)
-    run = client.get_run(results["T2"].outputs["mlflow_run_id"])
+    run = client.get_run(results["n_topics-2"].outputs["mlflow_run_id"])
     assert run.data.tags["synthdiv.lineage.grid"] == "mini"
     assert run.data.tags["synthdiv.lineage.n_topics"] == "2"
     assert "mlflow.parentRunId" in run.data.tags
@@ -265,6 +265,7 @@ def test_grid_makes_one_corpus_per_cell_with_lineage_then_mix(
     real.write_text(
         "".join(json.dumps({"id": f"r{i}", "text": "word " * 10}) + "\n" for i in range(5))
     )
+    syn, _ = read_corpus(CorpusConfig(path=results["n_topics-2"].outputs["corpus"]))
     mix = parse_config(
         {
             "runtime": runtime.model_dump(),
@@ -272,15 +273,9 @@ def test_grid_makes_one_corpus_per_cell_with_lineage_then_mix(
                 {"name": "real", "corpus": {"path": str(real)}, "target_tokens": 30},
                 {
                     "name": "syn",
-                    "corpus": {"path": results["T2"].outputs["corpus"]},
+                    "corpus": {"path": results["n_topics-2"].outputs["corpus"]},
                     "weight": None,
-                    "target_tokens": 3
-                    * sum(
-                        len(t.split())
-                        for t in read_corpus(CorpusConfig(path=results["T2"].outputs["corpus"]))[
-                            0
-                        ].texts
-                    ),
+                    "target_tokens": 3 * sum(len(t.split()) for t in syn.texts),
                 },
             ],
             "seed": 1,
