@@ -80,9 +80,9 @@ def _parallel(strategy: str):
     return model, build_optimizer(model.wrapped.named_parameters(), OptimSpec(lr=1e-2))
 
 
-def _save_then_resume(rank: int, world: int, port: int, strategy: str, root: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _save_then_resume(rank: int, world: int, store: str, strategy: str, root: str) -> None:
+    # A file rendezvous: a TCP port picked free and bound later by rank 0 can be taken meanwhile.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     model, optimizer = _parallel(strategy)
     batch = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(rank))
@@ -109,9 +109,9 @@ def _save_then_resume(rank: int, world: int, port: int, strategy: str, root: str
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_each_rank_writes_its_own_shard_and_a_resume_restores_the_state(tmp_path, strategy):
-    from tests.support.servers import free_port
 
-    mp.spawn(_save_then_resume, args=(2, free_port(), strategy, str(tmp_path)), nprocs=2, join=True)
+    store = str(tmp_path / "rendezvous")
+    mp.spawn(_save_then_resume, args=(2, store, strategy, str(tmp_path)), nprocs=2, join=True)
     marker = checkpoint.verify(str(tmp_path / checkpoint.dir_name(1)))
     shards = {n: s for n, s in marker["files"].items() if n.endswith(".distcp")}
     assert sorted(shards) == ["__0_0.distcp", "__1_0.distcp"]
