@@ -47,9 +47,6 @@ CONFIG_MODELS = {
 }
 # `synthdiv generate` reads a config with a `grid:` block as a grid of corpora.
 GENERATE_GRID_MODEL = "synthdiv.generate.grid:GenerateGridConfig"
-# Checks a command runs on the loaded config before any work: `synthdiv run` builds and validates
-# every stage config of the study first (StudyStage → plan_study), so submit does too.
-CONFIG_CHECKS = {"run": "synthdiv.study:plan_study"}
 
 
 class JobError(SynthdivError, RuntimeError):
@@ -140,14 +137,9 @@ def read_stage_config(stage: str, path: Path) -> str:
     text = read_config_text(path)
     data = yaml.safe_load(text) or {}  # an empty file means all defaults, as for the command
     try:
-        cfg = parse_config(data, config_model(stage, data), str(path))
+        parse_config(data, config_model(stage, data), str(path))
     except ConfigError as err:  # its message names the file and each bad key
         raise JobError(str(err)) from None
-    if stage in CONFIG_CHECKS:
-        try:
-            _resolve(CONFIG_CHECKS[stage])(cfg)
-        except ConfigError as err:  # names the nested stage and key, not the file
-            raise JobError(f"invalid config {path}: {err}") from None
     return text
 
 

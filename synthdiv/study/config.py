@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from synthdiv.config import (
     ConfigError,
@@ -71,6 +71,12 @@ class StudyConfig(StrictModel):
     )
     eval: dict[str, Any] = Field(default_factory=dict, description="Eval config (no model).")
     correlate: dict[str, Any] = Field(default_factory=dict)
+    _plans: list[CorpusPlan] = PrivateAttr(default_factory=list)
+
+    @property
+    def plans(self) -> list[CorpusPlan]:
+        """Every corpus's validated stage configs, built once when the config loaded."""
+        return self._plans
 
     @field_validator("grid")
     @classmethod
@@ -93,7 +99,8 @@ class StudyConfig(StrictModel):
             raise ValueError("a study needs at least two corpora (corpora: or grid:) to correlate")
         if len(set(names)) != len(names):
             raise ValueError(f"corpus names must be unique: {names}")
-        plan_study(self)  # every stage config, built and validated now, not days into the study
+        # every stage config, built and validated now (not days into the study) and kept
+        self._plans = plan_study(self)
         return self
 
 

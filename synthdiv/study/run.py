@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from synthdiv.progress import ProgressFn, no_progress
 from synthdiv.stage import BaseStage, parent_run
-from synthdiv.study.config import StudyConfig, plan_study
+from synthdiv.study.config import StudyConfig
 from synthdiv.study.steps import StudySteps
 from synthdiv.tracking import Tracker
 
@@ -19,7 +19,7 @@ class StudyStage(BaseStage):
 
     def __init__(self, config: StudyConfig, progress: ProgressFn = no_progress):
         super().__init__(config, progress)
-        self.plans = plan_study(config)
+        self.plans = config.plans
         self._done = 0
 
     def total_steps(self) -> int:
