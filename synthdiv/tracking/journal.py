@@ -13,7 +13,7 @@ a job that ended while the server was still away.
 
 On a cluster the journal lives on the job's shared storage (``<storage_uri>/.synthdiv/
 tracking_gaps`` when that is a URI such as ``s3://``): a training worker on another node journals
-there, and the driver replays it (:class:`RemoteJournal`).
+there, and the driver replays it (:mod:`synthdiv.tracking.shared_journal`).
 """
 
 from __future__ import annotations
@@ -21,16 +21,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import posixpath
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from synthdiv.shards import is_remote, local_path
 
 log = logging.getLogger("synthdiv.tracking")
 
@@ -65,21 +60,6 @@ def journal_dir() -> Path:
     return Path(
         os.environ.get("SYNTHDIV_TRACKING_JOURNAL", Path.cwd() / ".synthdiv" / "tracking_gaps")
     )
-
-
-def shared_journal_root(storage_uri: str | None) -> str | None:
-    """The journal directory on a job's shared storage, when that storage is a URI (S3, GCS):
-    every node sees it. None = the local default (:func:`journal_dir`)."""
-    if not storage_uri or not is_remote(storage_uri):
-        return None
-    return posixpath.join(storage_uri.rstrip("/"), ".synthdiv", "tracking_gaps")
-
-
-def open_journal(root: str, run_id: str) -> Journal:
-    """The journal of ``run_id`` under ``root``: a local directory, or a URI on shared storage."""
-    if is_remote(root):
-        return RemoteJournal(root, run_id)
-    return Journal(Path(local_path(root)), run_id)
 
 
 def reachable(tracking_uri: str) -> bool:
@@ -137,8 +117,9 @@ class Journal:
         """Where this process and thread hold entries they took (``<run>.claimed-<pid>-<tid>``)."""
         return self.path.with_suffix(f".claimed-{os.getpid()}-{threading.get_ident()}")
 
-    def claim(self) -> Path | None:
-        """Atomically take the pending entries (None if there are none or another took them)."""
+    def claim(self, force: bool = False) -> Path | None:
+        """Atomically take the pending entries (None if there are none or another took them).
+        ``force``: look now even where looking is throttled (a journal on shared storage)."""
         claimed = self.claim_path()
         try:
             os.replace(self.path, claimed)
@@ -158,78 +139,6 @@ class Journal:
         text = "".join(json.dumps(e, default=str) + "\n" for e in entries)
         with open(path, "a", encoding="utf-8") as f:  # one append per batch: safe across processes
             f.write(text)
-
-
-class RemoteJournal(Journal):
-    """A journal on object storage, which has neither appends nor atomic renames.
-
-    Each append is its own object ``<root>/<run>.d/<time ns>-<uuid>.jsonl``, so writers on any
-    node never overwrite each other; reading lists them in time order. A replay works on a local
-    copy of the pending segments (``claim``) and deletes exactly those segments once it has
-    replayed them or put the rest back as one new segment, so appends that arrive meanwhile stay
-    pending. Two drivers replaying one run at once may both send a call: replay is
-    at-least-once, as for :func:`recover_orphans`. ``replayed_path`` is a local file (it is
-    logged as the gap artifact); the replayed entries are also kept under ``<run>.replayed.d``.
-    """
-
-    def __init__(self, root: str, run_id: str):
-        from synthdiv.shards import filesystem
-
-        self.uri = f"{root.rstrip('/')}/{run_id}.d"
-        self.fs, self.root = filesystem(self.uri)
-        self.replayed_root = filesystem(f"{root.rstrip('/')}/{run_id}.replayed.d")[1]
-        self.path = Path(self.uri)  # shown in log messages only
-        self.replayed_path = journal_dir() / "remote" / f"{run_id}.replayed.jsonl"
-        self._claimed: dict[str, list[str]] = {}
-
-    def _segments(self) -> list[str]:
-        self.fs.invalidate_cache(self.root)
-        if not self.fs.exists(self.root):
-            return []
-        return sorted(p for p in self.fs.ls(self.root, detail=False) if p.endswith(".jsonl"))
-
-    def _put(self, directory: str, entries: list[dict[str, Any]]) -> None:
-        if not entries:
-            return
-        name = f"{int(entries[0]['time'] * 1e9):020d}-{uuid.uuid4().hex}.jsonl"
-        text = "".join(json.dumps(e, default=str) + "\n" for e in entries)
-        self.fs.pipe_file(posixpath.join(directory, name), text.encode())  # one atomic PUT
-
-    def _read(self, segments: list[str]) -> list[dict[str, Any]]:
-        lines = b"".join(self.fs.cat_file(p) for p in segments).decode().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
-
-    def append(self, op: str, args: dict[str, Any], error: str) -> None:
-        entry = {"time": time.time(), "op": op, "args": args, "error": error[:500]}
-        self._put(self.root, [entry])
-
-    def put_back(self, entries: list[dict[str, Any]]) -> None:
-        self._put(self.root, entries)
-        self._forget_claimed()
-
-    def entries(self) -> list[dict[str, Any]]:
-        return self._read(self._segments())
-
-    def claim(self) -> Path | None:
-        segments = self._segments()
-        if not segments:
-            return None
-        claimed = Path(tempfile.mkdtemp(prefix="synthdiv-journal-")) / "claimed.jsonl"
-        Journal._write(claimed, self._read(segments))
-        self._claimed[str(claimed)] = segments
-        return claimed
-
-    def retire(self, claimed: Path, replayed: list[dict[str, Any]]) -> None:
-        self._put(self.replayed_root, replayed)
-        Journal._write(self.replayed_path, replayed)
-        self._forget_claimed()
-        claimed.unlink(missing_ok=True)
-
-    def _forget_claimed(self) -> None:
-        for segments in self._claimed.values():
-            if present := [p for p in segments if self.fs.exists(p)]:
-                self.fs.rm(present)
-        self._claimed.clear()
 
 
 def recover_orphans(directory: Path) -> int:
@@ -334,16 +243,17 @@ class Guard:
             return True
         return False
 
-    def flush(self) -> int:
+    def flush(self, force: bool = False) -> int:
         """Replay the journal in order; returns how many calls were replayed (0 if still down).
 
         The journal is first claimed by an atomic rename, so two processes never replay the same
-        entries; what could not be replayed is appended back for the next attempt.
+        entries; what could not be replayed is appended back for the next attempt. ``force``:
+        also look where looking is throttled (the end of a run, ``synthdiv tracking-sync``).
         """
         with self._lock:
             if self._replaying or not self._online:
                 return 0  # a run that was never created is opened first (Tracker.sync)
-            claimed = self.journal.claim()
+            claimed = self.journal.claim(force)
             if claimed is None:
                 return 0
             entries = read_entries(claimed)

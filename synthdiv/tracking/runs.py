@@ -32,8 +32,8 @@ from synthdiv.tracking.journal import (
     journal_dir,
     reachable,
     recover_orphans,
-    shared_journal_root,
 )
+from synthdiv.tracking.shared_journal import pending_remote_journals, shared_journal_root
 from synthdiv.tracking.tracker import (
     MAX_TAG_CHARS,
     Tracker,
@@ -148,16 +148,19 @@ def sync_journal(
     run_id = "unopened" if unopened else journal_id
     tracker = Tracker(tracking_uri, run_id, journal_id=journal_id, journal_root=journal_root)
     try:
-        return tracker.guard.flush()
+        return tracker.guard.flush(force=True)
     except Exception:
         if quiet:
             return 0
         raise
 
 
-def pending_journals() -> list[str]:
+def pending_journals(journal_root: str | None = None) -> list[str]:
     """Ids of runs with tracking calls still waiting to be replayed (``synthdiv tracking-sync``),
-    including calls a process that died mid-replay had claimed."""
+    including calls a process that died mid-replay had claimed. ``journal_root``: a journal
+    directory on shared storage (:func:`shared_journal_root`); default: this machine's."""
+    if journal_root is not None:
+        return pending_remote_journals(journal_root)
     root = journal_dir()
     recover_orphans(root)
     return (

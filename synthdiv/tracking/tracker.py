@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from synthdiv.config import RuntimeConfig, flatten
 from synthdiv.tracking.identity import TAG_DATASET, open_run
-from synthdiv.tracking.journal import OFFLINE_PREFIX, Guard, journal_dir, open_journal
+from synthdiv.tracking.journal import OFFLINE_PREFIX, Guard, journal_dir
+from synthdiv.tracking.shared_journal import open_journal, sync_command
 
 MAX_PARAM_CHARS = 6000
 MAX_TAG_CHARS = 5000  # under MLflow's limit on a tag value
@@ -207,7 +208,7 @@ class Tracker:
         if self.guard.offline:  # also true for a run that was never created
             return (
                 f"run {self.run_id} not yet in MLflow (server unreachable; calls journaled in "
-                f"{self.guard.journal.path}, replay with: synthdiv tracking-sync)"
+                f"{self.guard.journal.path}, replay with: {sync_command(self.journal_root)})"
             )
         exp_id = self.client.get_run(self.run_id).info.experiment_id
         if self.tracking_uri.startswith(("http://", "https://")):
@@ -215,6 +216,10 @@ class Tracker:
         return f"run {self.run_id} (browse: mlflow ui --backend-store-uri {self.tracking_uri})"
 
     def end(self, status: str) -> None:
+        if self.online and not self.guard.offline:
+            # the run's calls journaled by workers elsewhere land before it ends, not on the
+            # next throttled look (there is none after the end)
+            self.guard.flush(force=True)
         self.journaled_call("end", status=status)
 
     def _end(self, status: str) -> None:

@@ -173,12 +173,39 @@ def test_the_driver_replays_what_a_worker_on_another_node_journaled(server, s3_b
         fs = s3fs.S3FileSystem(skip_instance_cache=True)
         shared = f"{driver.journal_root}/{driver.run_id}.d"
         assert len(fs.ls(shared)) == 2 and not (node / "journal").exists()
-        driver.log_metrics({"train/loss": 2.0}, step=8)  # the driver replays the journal first
+        driver.log_metrics({"train/loss": 2.0}, step=8)
         fs.invalidate_cache()
-        assert fs.find(shared) == []
+        assert len(fs.ls(shared)) == 2  # the driver looked moments ago: no LIST for this call
+    fs.invalidate_cache()
+    assert fs.find(shared) == []  # the end of the run looked, and replayed them
     client, run = _only_run(server.uri, "shared")
     loss = client.get_metric_history(run.info.run_id, "train/loss")
     history = sorted((m.step, m.value) for m in loss)
     assert history == [(7, 2.5), (8, 2.0)]
     assert run.data.tags["synthdiv.train.resumed_from_step"] == "6"
     assert run.data.tags[journal_mod.GAP_TAG] == "2"
+
+
+def test_tracking_sync_replays_a_job_journaled_on_shared_storage(server, s3_bucket):
+    from synthdiv.cli import app
+    from synthdiv.tracking.shared_journal import shared_journal_root
+
+    storage = f"{s3_bucket}/sync"
+    runtime = RuntimeConfig(tracking_uri=server.uri, experiment="shared-sync", storage_uri=storage)
+    server.stop()
+    with stage_run("score", _Cfg(runtime=runtime), runtime) as tracker:  # opened offline
+        tracker.log_metrics({"rows": 7.0}, step=0)
+        assert f"tracking-sync --storage-uri {storage}" in tracker.link()
+    assert pending_journals() == []  # nothing waits on this machine: it is all on S3
+    [pending] = pending_journals(shared_journal_root(storage))
+
+    sync = ["tracking-sync", "--tracking-uri", server.uri, "--storage-uri", storage]
+    refused = CliRunner().invoke(app, sync)
+    assert refused.exit_code == 2 and "unreachable" in refused.output
+    server.start()
+    synced = CliRunner().invoke(app, sync)
+    assert synced.exit_code == 0 and f"{pending}: replayed" in synced.output, synced.output
+    _, run = _only_run(server.uri, "shared-sync")
+    assert run.info.status == "FINISHED" and run.data.metrics["rows"] == 7.0
+    assert int(run.data.tags[journal_mod.GAP_TAG]) >= 5  # open, tags, params, config, metric, end
+    assert pending_journals(shared_journal_root(storage)) == []
