@@ -17,7 +17,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from synthdiv.evaluate.correlate import CorrelateConfig, correlate_study
-from synthdiv.report import MIN_CORPORA_FOR_CLAIM, write_report
+from synthdiv.report import write_report
+from synthdiv.stats import MIN_CORPORA_FOR_CLAIM
 from tests.support.browser import screenshot
 
 N_CORPORA = 8

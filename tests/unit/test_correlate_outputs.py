@@ -9,7 +9,7 @@ import pytest
 from synthdiv.analysis import MIN_CORPORA_FOR_CLAIM, Point, Score, correlate_study
 from synthdiv.evaluate.correlate import join_runs
 from synthdiv.evaluate.correlation_plots import scatter_figure
-from synthdiv.report import PanelCI, trust_line
+from synthdiv.report_numbers import PanelCI, trust_line
 from synthdiv.tracking import TAG_DATASET
 from synthdiv.tracking.query import RunRecord
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from synthdiv.report import MIN_CORPORA_FOR_CLAIM, PanelCI, fmt_ci, trust_line
+from synthdiv.report_numbers import PanelCI, fmt_ci, trust_line
+from synthdiv.stats import MIN_CORPORA_FOR_CLAIM
 
 NUM = r"-?\d+(?:\.\d+)?"
 CI = re.compile(
