@@ -8,6 +8,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PARAMS, STEPS = 10, 100
 
@@ -20,7 +21,7 @@ def artifact_text(writer: int) -> str:
     return f"writer {writer}\n" * 50
 
 
-def write(uri: str, user: str, password: str, experiment_id: str, writer: int, start_at: float):
+def write(uri: str, user: str, password: str, experiment_id: str, writer: int, start: Any):
     """Returns (run_id, calls, failures, seconds spent logging)."""
     os.environ.update(
         MLFLOW_TRACKING_USERNAME=user,
@@ -41,7 +42,7 @@ def write(uri: str, user: str, password: str, experiment_id: str, writer: int, s
             failures += 1
             return None
 
-    time.sleep(max(0.0, start_at - time.time()))  # all writers start together
+    start.wait()  # a shared Barrier: all writers start together
     began = time.monotonic()
     run = call(client.create_run, experiment_id, run_name=f"writer-{writer}")
     if run is None:

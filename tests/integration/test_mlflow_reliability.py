@@ -2,8 +2,9 @@
 the chart's auth setup and flags, 2 workers, proxied artifacts; sqlite stands in for Postgres,
 which this machine cannot install).
 
-- 16 writer processes log at once as the jobs' user: 0 failed calls (HTTP retries off), and
-  every param, metric point and artifact is there afterwards.
+- 8 writer processes (``SYNTHDIV_MLFLOW_WRITERS``; docs/kubernetes.md reports 16) log at once
+  as the jobs' user: 0 failed calls (HTTP retries off), and every param, metric point and
+  artifact is there afterwards.
 - The artifact proxy (--serve-artifacts) refuses paths escaping its root (../, absolute,
   encoded), for reads, writes, listings and deletes, and nothing outside the root is touched.
 """
@@ -15,7 +16,6 @@ import hashlib
 import http.client
 import multiprocessing
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,8 @@ import requests
 from tests.deploy import mlflow_load
 from tests.deploy.mlflow_chart import ChartMlflow, start
 
-WRITERS = 16
+# 8 keep CI's budget; the figure in docs/kubernetes.md is from SYNTHDIV_MLFLOW_WRITERS=16
+WRITERS = int(os.environ.get("SYNTHDIV_MLFLOW_WRITERS", "8"))
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -50,9 +51,10 @@ def test_concurrent_writers_lose_nothing(server: ChartMlflow) -> None:
     )
     assert created.ok, created.text
     exp_id = created.json()["experiment_id"]
-    start_at = time.time() + 20  # after every process has imported mlflow
-    args = [(server.uri, user, password, exp_id, w, start_at) for w in range(WRITERS)]
-    with multiprocessing.get_context("spawn").Pool(WRITERS) as pool:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ctx.Pool(WRITERS) as pool:
+        start = manager.Barrier(WRITERS)  # all begin once every one has imported mlflow
+        args = [(server.uri, user, password, exp_id, w, start) for w in range(WRITERS)]
         results = pool.starmap(mlflow_load.write, args)
     calls = sum(r[1] for r in results)
     failures = sum(r[2] for r in results)

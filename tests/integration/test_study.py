@@ -138,8 +138,55 @@ def _check_report(
     )
 
 
+def _stages(client: MlflowClient, experiment: str, stage: str, status: str = "FINISHED") -> list:
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    return client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`synthdiv.stage` = '{stage}' and attributes.status = '{status}'",
+    )
+
+
+def _run_until_a_pretrain_finished_then_kill(path: Path, runtime, cwd: Path) -> set[str]:
+    """`synthdiv run` in a subprocess, SIGTERMed once a pretrain finished: it exits with one line
+    and its study run ends KILLED. Returns the ids of the stage runs finished before the kill."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cli = Path(sys.executable).with_name("synthdiv")
+    proc = subprocess.Popen(
+        [str(cli), "run", str(path)], cwd=cwd, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    client = MlflowClient(runtime.tracking_uri)
+    deadline = time.monotonic() + 300
+    while not _stages(client, runtime.experiment, "pretrain") and proc.poll() is None:
+        assert time.monotonic() < deadline, "no pretrain finished within 300 s"
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()
+    done_before = {
+        r.info.run_id
+        for stage in ("generate", "score", "pretrain")
+        for r in _stages(client, runtime.experiment, stage)
+    }
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("stopped (received signal 15)") and "rerun the same command" in last
+    assert len(_stages(client, runtime.experiment, "study", "KILLED")) == 1
+    return done_before
+
+
 @pytest.mark.slow
-def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
+def test_a_killed_study_resumes_runs_to_the_end_and_reports(ray_local, runtime, tmp_path, request):
+    """Killed mid-study, rerun: every stage that had finished is reused (same run ids, none run
+    twice), the rest runs, and the report and the MLflow UI show the whole study."""
+    import yaml
+
     server = ScriptedOpenAIServer({"": [{"content": valid_answer("study", 1)}]}).__enter__()
     request.addfinalizer(lambda: server.__exit__(None, None, None))
     cfg = _cfg(
@@ -148,17 +195,24 @@ def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
         real_data=CorpusConfig(path=example_corpus_path()).model_dump(),
         mix={"weights": {"real": 1.0, "synthetic": 1.0}, "total_tokens": 3000},
     )
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    done_before = _run_until_a_pretrain_finished_then_kill(path, runtime, tmp_path)
+
     first = run_study(cfg)
     client = MlflowClient(runtime.tracking_uri)
     exp = client.get_experiment_by_name(runtime.experiment)
     runs = client.search_runs([exp.experiment_id])
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert done_before <= {r.info.run_id for r in runs}  # finished stages were reused, not redone
+    jobs = [r.data.tags["synthdiv.job_id"] for r in runs]
+    assert len(jobs) == len(set(jobs))  # no stage ran twice under a new run
     stages = sorted(r.data.tags["synthdiv.stage"] for r in runs)
     assert stages == sorted(
         ["study", "correlate"] + ["generate", "score", "mix", "pretrain", "eval"] * 2
     )
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == first["parent_run_id"]]
     assert len(children) == len(runs) - 1  # every stage is a child of the study run
-    assert all(r.info.status == "FINISHED" for r in runs)
     assert set(first["corpora"]) == {"one", "two"}
 
     # what `synthdiv run`/`quickstart` prints at the end: per-corpus table and the correlations
@@ -170,7 +224,7 @@ def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
     assert "Study: diversity and accuracy per corpus" in printed.get()
     assert "Metrics ranked by" in printed.get() and "MLflow parent run:" in printed.get()
 
-    # a rerun (as after a crash) reuses every finished stage: no new runs, same ids
+    # a rerun of the finished study reuses every stage: no new runs, same ids
     second = run_study(cfg)
     assert second["parent_run_id"] == first["parent_run_id"]
     assert len(client.search_runs([exp.experiment_id])) == len(runs)
@@ -192,68 +246,3 @@ def test_study_runs_resumes_and_reports(ray_local, runtime, tmp_path, request):
     parent_name = client.get_run(first["parent_run_id"]).info.run_name
     assert parent_name == "tiny" and parent_name in dom, "study run not listed in the MLflow UI"
     assert shot.stat().st_size > 20_000
-
-
-@pytest.mark.slow
-def test_a_killed_study_resumes_without_redoing_finished_stages(runtime, tmp_path, request):
-    """`synthdiv run` gets SIGTERM mid-study: it exits with one line, the open runs end KILLED, and
-    a rerun reuses every stage that had finished (same run ids, no duplicates)."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import yaml
-
-    server = ScriptedOpenAIServer({"": [{"content": valid_answer("study", 1)}]}).__enter__()
-    request.addfinalizer(lambda: server.__exit__(None, None, None))
-    cfg = _cfg(runtime, server.base_url)
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    cli = Path(sys.executable).with_name("synthdiv")
-    proc = subprocess.Popen(
-        [str(cli), "run", str(path)],
-        cwd=tmp_path,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    client = MlflowClient(runtime.tracking_uri)
-
-    def finished(stage: str) -> list:
-        exp = client.get_experiment_by_name(runtime.experiment)
-        if exp is None:
-            return []
-        return client.search_runs(
-            [exp.experiment_id],
-            filter_string=(f"tags.`synthdiv.stage` = '{stage}' and attributes.status = 'FINISHED'"),
-        )
-
-    deadline = time.monotonic() + 300
-    while not finished("pretrain") and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-    assert proc.poll() is None, proc.communicate()
-    done_before = {
-        r.info.run_id for stage in ("generate", "score", "pretrain") for r in finished(stage)
-    }
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143
-    last = [line for line in err.splitlines() if line.strip()][-1]
-    assert last.startswith("stopped (received signal 15)") and "rerun the same command" in last
-    exp = client.get_experiment_by_name(runtime.experiment)
-    statuses = {
-        r.data.tags["synthdiv.stage"]: r.info.status
-        for r in client.search_runs(
-            [exp.experiment_id], filter_string="tags.`synthdiv.stage` = 'study'"
-        )
-    }
-    assert statuses == {"study": "KILLED"}
-
-    resumed = run_study(cfg)
-    runs = client.search_runs([exp.experiment_id])
-    assert all(r.info.status == "FINISHED" for r in runs)
-    assert done_before <= {r.info.run_id for r in runs}  # finished stages were reused, not redone
-    jobs = [r.data.tags["synthdiv.job_id"] for r in runs]
-    assert len(jobs) == len(set(jobs))  # no stage ran twice under a new run
-    assert set(resumed["corpora"]) == {"one", "two"}
