@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kubernetes.utils.quantity import parse_quantity
 
 from tests.deploy.conftest import CHART, helm_template
 from tests.support.servers import free_port, wait_http
@@ -41,6 +42,7 @@ class ChartMlflow:
     probe_host: str  # the Host header the chart's probes send
     setup_env: dict[str, str]
     setup_script: Path
+    memory_limit: int  # bytes: the rendered container's resources.limits.memory
 
     def run_setup(self, **overrides: str) -> subprocess.CompletedProcess:
         """Run the chart's auth-setup script again (what every pod start does)."""
@@ -100,8 +102,10 @@ def start(root: Path) -> ChartMlflow:
     flags = [a for a in server["command"][2:] if not a.startswith(LOCAL_FLAGS)]
     cmd = [sys.executable, "-m", "mlflow", "server", *flags]
     cmd += ["--host=127.0.0.1", f"--port={port}", f"--artifacts-destination={artifacts}"]
-    # The server's env as rendered, local values for what it needs here (no S3, no Postgres).
+    # The server's env as rendered: its literal values as they are, local values for what it
+    # needs from Secrets and paths here (no S3, no Postgres).
     env = dict(base)
+    env |= {v["name"]: v["value"] for v in server["env"] if "value" in v}
     env |= {v["name"]: local[v["name"]] for v in server["env"] if v["name"] in local}
     log = open(root / "server.log", "wb")  # noqa: SIM115 - owned by the server process
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -120,4 +124,5 @@ def start(root: Path) -> ChartMlflow:
         probe_host=probe_host,
         setup_env=setup_env,
         setup_script=root / "setup_auth.py",
+        memory_limit=int(parse_quantity(server["resources"]["limits"]["memory"])),
     )

@@ -82,6 +82,21 @@ def test_concurrent_writers_lose_nothing(server: ChartMlflow) -> None:
     assert lost == 0
 
 
+def test_the_server_fits_its_pod_memory_limit(server: ChartMlflow) -> None:
+    """The whole process tree of the server as the chart runs it (its flags and env, 2 workers),
+    after serving the writers above, stays well inside the container's memory limit: a pod over
+    it is OOM-killed. (MLflow 3's server-side job runner, on by default, alone took ~1.7 GB.)"""
+    import psutil
+
+    root = psutil.Process(server.proc.pid)
+    tree = [root, *root.children(recursive=True)]
+    rss = sum(p.memory_info().rss for p in tree)
+    names = [" ".join(p.cmdline()[1:4]) for p in tree]
+    print(f"\nMLflow server: {len(tree)} processes, {rss / 2**20:.0f} MiB RSS; {names}")
+    assert not [n for n in names if "huey" in n or "job_runner" in n], names
+    assert rss < 0.6 * server.memory_limit, (rss, server.memory_limit)
+
+
 def _tree(root: Path, skip: Path) -> dict[str, str]:
     """Every file under root except the artifact root and the server's own db/log."""
     out = {}
