@@ -62,6 +62,23 @@ def config(runtime, corpus: str, ray_data: bool = False, **train) -> PretrainCon
     )
 
 
+@pytest.fixture(scope="module")
+def module_runtime(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
+    from synthdiv.config import RuntimeConfig
+
+    root = tmp_path_factory.mktemp("pretrain-shared")
+    return RuntimeConfig(
+        tracking_uri=mlflow_server, experiment=f"test-{root.name}", storage_uri=str(root / "runs")
+    )
+
+
+@pytest.fixture(scope="module")
+def clean_ddp(ray_local, module_runtime, corpus):
+    """One uninterrupted DDP run of the default config: the reference several tests compare
+    against (its weights) or reuse (its finished run)."""
+    return run_stage(PretrainStage(config(module_runtime, corpus)), reuse=True)
+
+
 def weights(result) -> dict:
     return load_file(str(Path(result.outputs["model"]) / "model.safetensors"))
 
@@ -118,8 +135,10 @@ def test_loss_falls_model_logged_and_relaunch_resumes(ray_local, runtime, corpus
     assert len(client.get_metric_history(run_id, "data.prepare_seconds")) == 1  # store reused
 
 
-def test_killed_worker_resumes_to_identical_weights(ray_local, runtime, corpus, mlflow_server):
-    clean = run_stage(PretrainStage(config(runtime, corpus)))
+def test_killed_worker_resumes_to_identical_weights(
+    ray_local, runtime, corpus, mlflow_server, clean_ddp
+):
+    clean = clean_ddp
     faulty_cfg = config(
         runtime,
         corpus,
@@ -177,14 +196,9 @@ def test_checkpoint_eval_config_is_checked_before_training(runtime, corpus):
         config(runtime, corpus, eval_checkpoints={"eval": {"limit": 0}})
 
 
-def test_fsdp2_inside_ray_train_reaches_the_ddp_weights(ray_local, runtime, corpus):
-    ddp = run_stage(PretrainStage(config(runtime, corpus, schedule={"max_steps": 3})))
-    fsdp = run_stage(
-        PretrainStage(
-            config(runtime, corpus, schedule={"max_steps": 3}, scale={"strategy": "fsdp"})
-        )
-    )
-    a, b = weights(ddp), weights(fsdp)
+def test_fsdp2_inside_ray_train_reaches_the_ddp_weights(ray_local, runtime, corpus, clean_ddp):
+    fsdp = run_stage(PretrainStage(config(runtime, corpus, scale={"strategy": "fsdp"})))
+    a, b = weights(clean_ddp), weights(fsdp)
     assert a.keys() == b.keys()
     for name in a:  # same data, seeds and math; only the reduction order differs
         assert torch.allclose(a[name], b[name], atol=1e-5), name
@@ -210,9 +224,11 @@ def test_a_worker_dying_of_a_signal_fails_the_stage_with_its_crash_report(
     assert run.info.status == "FAILED" and "SIGABRT" in run.data.tags[TAG_ERROR]
 
 
-def test_new_scores_or_worker_count_reuse_the_finished_pretrain(ray_local, runtime, corpus):
-    first = run_stage(PretrainStage(config(runtime, corpus)), reuse=True)
-    moved = config(runtime, corpus, scale={"num_workers": 1, "cpus_per_worker": 1})
+def test_new_scores_or_worker_count_reuse_the_finished_pretrain(
+    ray_local, module_runtime, corpus, clean_ddp
+):
+    first = clean_ddp
+    moved = config(module_runtime, corpus, scale={"num_workers": 1, "cpus_per_worker": 1})
     moved = moved.model_copy(update={"diversity_scores": {"cluster_agent": 4.4}})
     again = run_stage(PretrainStage(moved), reuse=True)
     assert (
