@@ -216,13 +216,24 @@ CORRELATION_METRICS = (
 
 
 def verdict_notes(correlations: list[analysis.Correlation]) -> list[str]:
-    """One line per verdict, naming the panels: what correlate says about the claim."""
-    by_verdict: dict[str, list[str]] = {}
+    """One line per verdict and reason, naming its metrics and panels: what correlate says
+    about the claim. Metrics with the same panels share a clause, so a study where every panel
+    has too few corpora reads as two lines, not one clause per panel."""
+    grouped: dict[tuple[str, str], dict[str, list[str]]] = {}
     for c in correlations:
-        by_verdict.setdefault(c.verdict, []).append(
-            f"{c.metric} {c.model_size}/{c.variant} ({c.verdict_reason})"
-        )
-    return [f"{v}: " + "; ".join(panels) for v, panels in sorted(by_verdict.items())]
+        metrics = grouped.setdefault((c.verdict, c.verdict_reason), {})
+        metrics.setdefault(c.metric, []).append(f"{c.model_size}/{c.variant}")
+    lines = []
+    for (verdict, reason), metrics in sorted(grouped.items()):
+        by_panels: dict[tuple[str, ...], list[str]] = {}
+        for metric, panels in metrics.items():
+            by_panels.setdefault(tuple(sorted(panels)), []).append(metric)
+        clauses = [
+            f"{', '.join(sorted(names))} in {', '.join(panels)}"
+            for panels, names in sorted(by_panels.items())
+        ]
+        lines.append(f"{verdict} ({reason}): " + "; ".join(clauses))
+    return lines
 
 
 class CorrelateStage(BaseStage):

@@ -64,3 +64,23 @@ def test_correlate_without_stderr_still_runs_on_numpy_points():
     ]
     (c,) = correlate_study(pts, {}, n_boot=200)
     assert not c.stderr_propagated and c.verdict == "supported"
+
+
+def test_verdict_lines_group_metrics_that_share_a_reason_and_panels():
+    from synthdiv.analysis import Correlation
+    from synthdiv.evaluate.correlate import verdict_notes
+
+    def corr(metric: str, variant: str, verdict: str, reason: str) -> Correlation:
+        return Correlation(
+            metric, "tiny", variant, n=3, direction=1, verdict=verdict, verdict_reason=reason
+        )
+
+    few = "n=3 < 5"
+    panels = [corr(m, v, "too few corpora", few) for m in ("vendi", "distinct_n") for v in "ab"]
+    panels += [corr("cluster_agent", "a", "too few corpora", "n=2 < 5")]
+    panels += [corr("kmeans", "b", "no claim", "permutation p=0.4")]
+    assert verdict_notes(panels) == [
+        "no claim (permutation p=0.4): kmeans in tiny/b",
+        "too few corpora (n=2 < 5): cluster_agent in tiny/a",
+        "too few corpora (n=3 < 5): distinct_n, vendi in tiny/a, tiny/b",
+    ]
