@@ -125,8 +125,34 @@ def correlate(
     n_permutations: int = 10_000,
 ) -> dict[str, Any]:
     """Spearman + Pearson of paired samples: percentile bootstrap CIs (accuracies redrawn from
-    their ``y_err`` when given), Fisher-z CIs, permutation p-values and the OLS slope."""
+    their ``y_err`` when given), Fisher-z CIs, permutation p-values and the OLS slope.
+
+    Pairs without a finite value (a metric undefined on a corpus) are left out and the note says
+    how many: kept, one NaN made ρ undefined while its permutation p read 0."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if keep.all():
+        return _correlate_finite(x, y, y_err, n_boot, seed, confidence, min_points, n_permutations)
+    if y_err is not None and len(y_err) == len(keep):
+        y_err = [e for e, k in zip(y_err, keep, strict=True) if k]
+    out = _correlate_finite(
+        x[keep], y[keep], y_err, n_boot, seed, confidence, min_points, n_permutations
+    )
+    left_out = f"{int((~keep).sum())} of {len(keep)} corpora without a value left out"
+    out["note"] = f"{left_out}; {out['note']}" if out["note"] else left_out
+    return out
+
+
+def _correlate_finite(
+    x: np.ndarray,
+    y: np.ndarray,
+    y_err: Any,
+    n_boot: int,
+    seed: int,
+    confidence: float,
+    min_points: int,
+    n_permutations: int,
+) -> dict[str, Any]:
     n = len(x)
     out: dict[str, Any] = {"n": n, "n_boot_valid": 0, "note": ""}
     if n < MIN_POINTS_FOR_RHO:

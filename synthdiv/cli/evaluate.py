@@ -209,28 +209,32 @@ def print_correlation(result: Any, panels: bool = True) -> None:
     _print_verdicts(extra)
     if not panels:
         return
-    print_rows(
-        "Correlations",
-        [
-            {
-                "metric": c.metric,
-                "size": c.model_size,
-                "variant": c.variant,
-                "n": c.n,
-                "spearman": c.spearman,
-                "ci_low": c.spearman_ci_low,
-                "ci_high": c.spearman_ci_high,
-                "fisher_low": c.spearman_fisher_low,
-                "fisher_high": c.spearman_fisher_high,
-                "perm_p": c.spearman_perm_p,
-                "slope": c.slope,
-                "slope_ci_low": c.slope_ci_low,
-                "slope_ci_high": c.slope_ci_high,
-                "verdict": c.verdict,
-                "note": c.note,
-            }
-            for c in extra["correlations"]
-        ],
-    )
+    print_rows("Correlations", [_panel_row(c) for c in extra["correlations"]])
     for note in extra["notes"]:
         console.print(f"[dim]note:[/] {note}")
+
+
+def _panel_row(c: Any) -> dict[str, Any]:
+    """One correlation panel in a row that fits a terminal: each estimate with its interval,
+    printed to the digits the interval supports (the CSV and markdown keep every column)."""
+    from synthdiv.report_numbers import fmt_ci
+
+    rho = fmt_ci(c.spearman, c.spearman_ci_low, c.spearman_ci_high)
+    return {
+        "metric": c.metric,
+        "panel": f"{c.model_size}/{c.variant}",
+        "n": c.n,
+        "ρ [bootstrap CI]": rho if c.spearman is not None else f"undefined ({c.note})",
+        "Fisher-z CI": _interval(c.spearman_fisher_low, c.spearman_fisher_high),
+        "perm. p": fmt_ci(c.spearman_perm_p),
+        "slope [CI]": fmt_ci(c.slope, c.slope_ci_low, c.slope_ci_high),
+        "verdict": c.verdict,
+    }
+
+
+def _interval(low: Any, high: Any) -> str:
+    from synthdiv.report_numbers import fmt_ci
+
+    if low is None or high is None:
+        return "—"
+    return f"[{fmt_ci(low)}, {fmt_ci(high)}]"

@@ -190,3 +190,16 @@ def test_every_pairing_is_enumerated_once():
     assert permutation_pvalues(x, y)[0] == pytest.approx(
         np.mean(np.array(null) >= observed - 1e-12)
     )
+
+
+def test_a_corpus_without_a_metric_value_is_left_out_not_a_significant_p():
+    # k-means is undefined on a corpus of fewer documents than clusters: NaN for that corpus.
+    x, y = [1.0, float("nan"), 2.0, 3.0, 5.0], [0.1, 0.2, 0.3, 0.2, 0.5]
+    out = correlate(x, y, y_err=[0.01] * 5, n_boot=200)
+    clean = correlate([1.0, 2.0, 3.0, 5.0], [0.1, 0.3, 0.2, 0.5], y_err=[0.01] * 4, n_boot=200)
+    assert out["n"] == 4 and out["spearman"] == clean["spearman"]
+    assert out["spearman_perm_p"] == clean["spearman_perm_p"] > 0.05
+    assert out["slope"] == clean["slope"] and out["stderr_propagated"]
+    assert out["note"].startswith("1 of 5 corpora without a value left out")
+    few = correlate([1.0, float("nan"), 2.0], [0.1, 0.2, 0.3])
+    assert few.get("spearman") is None and few.get("spearman_perm_p") is None and few["n"] == 2
