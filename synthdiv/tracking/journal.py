@@ -85,6 +85,15 @@ def is_unavailable(err: BaseException) -> bool:
     return isinstance(err, (ConnectionError, TimeoutError, requests.RequestException))
 
 
+def new_entry(op: str, args: dict[str, Any], error: str) -> dict[str, Any]:
+    """One journaled call: what it was, when, and why it waited."""
+    return {"time": time.time(), "op": op, "args": args, "error": error[:500]}
+
+
+def jsonl(entries: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(e, default=str) + "\n" for e in entries)
+
+
 def read_entries(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -104,8 +113,7 @@ class Journal:
         self.replayed_path = directory / f"{run_id}.replayed.jsonl"
 
     def append(self, op: str, args: dict[str, Any], error: str) -> None:
-        entry = {"time": time.time(), "op": op, "args": args, "error": error[:500]}
-        self._write(self.path, [entry])
+        self._write(self.path, [new_entry(op, args, error)])
 
     def put_back(self, entries: list[dict[str, Any]]) -> None:
         self._write(self.path, entries)
@@ -136,9 +144,8 @@ class Journal:
         if not entries:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(e, default=str) + "\n" for e in entries)
         with open(path, "a", encoding="utf-8") as f:  # one append per batch: safe across processes
-            f.write(text)
+            f.write(jsonl(entries))
 
 
 def recover_orphans(directory: Path) -> int:

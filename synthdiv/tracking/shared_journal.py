@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from synthdiv.shards import filesystem, is_remote, local_path
-from synthdiv.tracking.journal import Journal, journal_dir
+from synthdiv.tracking.journal import Journal, journal_dir, jsonl, new_entry
 
 # Every tracking call first looks for journaled calls to replay. On object storage a look is a
 # LIST request, so a process that found nothing looks again only after this many seconds (or at
@@ -93,16 +93,15 @@ class RemoteJournal(Journal):
         if not entries:
             return
         name = f"{int(entries[0]['time'] * 1e9):020d}-{uuid.uuid4().hex}.jsonl"
-        text = "".join(json.dumps(e, default=str) + "\n" for e in entries)
-        self.fs.pipe_file(posixpath.join(directory, name), text.encode())  # one atomic PUT
+        # one atomic PUT: a reader sees the whole segment or none of it
+        self.fs.pipe_file(posixpath.join(directory, name), jsonl(entries).encode())
 
     def _read(self, segments: list[str]) -> list[dict[str, Any]]:
         lines = b"".join(self.fs.cat_file(p) for p in segments).decode().splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
     def append(self, op: str, args: dict[str, Any], error: str) -> None:
-        entry = {"time": time.time(), "op": op, "args": args, "error": error[:500]}
-        self._put(self.root, [entry])
+        self._put(self.root, [new_entry(op, args, error)])
         self._found_nothing_at = None
 
     def put_back(self, entries: list[dict[str, Any]]) -> None:
