@@ -49,16 +49,19 @@ def sync_command(journal_root: str) -> str:
 
 def pending_remote_journals(root: str) -> list[str]:
     """Ids of the runs with journaled calls waiting under a shared ``root``."""
-    fs, path = filesystem(root)
-    fs.invalidate_cache(path)
-    if not fs.exists(path):
-        return []
-    names = [posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)]
+    names = [posixpath.basename(p.rstrip("/")) for p in _list_fresh(*filesystem(root))]
     return sorted(
         n.removesuffix(_PENDING_SUFFIX)
         for n in names
         if n.endswith(_PENDING_SUFFIX) and not n.endswith(_REPLAYED_SUFFIX)
     )
+
+
+def _list_fresh(fs: Any, path: str) -> list[str]:
+    """What is under ``path`` now (another node may have written since fsspec cached a listing);
+    [] when nothing is."""
+    fs.invalidate_cache(path)
+    return fs.ls(path, detail=False) if fs.exists(path) else []
 
 
 class RemoteJournal(Journal):
@@ -84,10 +87,7 @@ class RemoteJournal(Journal):
         self._found_nothing_at: float | None = None  # monotonic time of the last empty listing
 
     def _segments(self) -> list[str]:
-        self.fs.invalidate_cache(self.root)
-        if not self.fs.exists(self.root):
-            return []
-        return sorted(p for p in self.fs.ls(self.root, detail=False) if p.endswith(".jsonl"))
+        return sorted(p for p in _list_fresh(self.fs, self.root) if p.endswith(".jsonl"))
 
     def _put(self, directory: str, entries: list[dict[str, Any]]) -> None:
         if not entries:
